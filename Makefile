@@ -1,0 +1,51 @@
+# reid_lab — the two commands a new user runs:  make tutorial   and   make test
+# Everything runs inside .venv in this checkout (created on first use).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.reid_lab-installed
+# The torch build this project is tested with; override on other machines, e.g. make setup TORCH="torch torchvision"
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= tiny
+
+.PHONY: setup data tutorial smoke test test-fast lab bench clean help
+
+help:
+	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
+	@echo "make test       set up .venv, run unit tests + every notebook in the smoke profile"
+	@echo "make test-fast  unit tests only (no notebooks)"
+	@echo "make lab        open the notebooks in JupyterLab"
+	@echo "make bench      run the CPU benchmarks (prints markdown tables)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/reid-lab synth --profile $(PROFILE)
+
+tutorial: setup
+	$(BIN)/reid-lab tutorial --profile $(PROFILE)
+
+smoke: setup
+	$(BIN)/reid-lab tutorial --profile smoke
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not notebook"
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf runs/smoke .pytest_cache

@@ -1,0 +1,226 @@
+"""Configuration: one frozen dataclass per stage, three profiles, and :func:`resolve`.
+
+* ``full``  — the paper's settings on real data (values from ../shared/SPEC.md, section cited per field);
+* ``tiny``  — a laptop CPU in minutes on the synthetic worlds;
+* ``smoke`` — seconds, for CI: every code path runs, nothing is expected to learn.
+
+The dataclass defaults *are* the ``full`` profile; ``tiny`` and ``smoke`` list only what they change.
+``resolve(stage, profile, **overrides)`` returns the frozen config and fails loudly on unknown keys.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+PROFILES = ("smoke", "tiny", "full")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Datasets and the synthetic worlds (SPEC §4.3, §7)."""
+
+    synthetic: bool = False  # full: real data under data_root; tiny/smoke: generated worlds
+    market_dir: str = "market1501"  # relative to the data root (SPEC §7.1)
+    msmt_dir: str = "MSMT17"  # SPEC §7.2 (V1 release renamed)
+    luperson_dir: str = "LUP"  # SPEC §2.8: LUP/images/<key>.jpg + CFS_list.pkl
+    height: int = 256  # SPEC §4.5 SIZE_TRAIN
+    width: int = 128
+    # synthetic world sizes (ignored when synthetic=False); images are stored at synth_height x synth_width
+    synth_height: int = 128
+    synth_width: int = 64
+    synth_seed: int = 0
+    market_train_ids: int = 751  # SPEC §7.1
+    market_test_ids: int = 750
+    market_cameras: int = 6
+    msmt_train_ids: int = 1041  # SPEC §7.2
+    msmt_test_ids: int = 3060
+    msmt_cameras: int = 15
+    images_per_id: int = 17  # ~12,936 / 751
+    pool_size: int = 60_000  # SynthLUP images
+    pool_off_domain: float = 0.25  # fraction of off-domain images (background patches, vehicles, clutter)
+    num_workers: int = 8  # SPEC §4.5 NUM_WORKERS
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """DINO pre-training (SPEC §2.4–2.7)."""
+
+    arch: str = "vit_small_ics"
+    epochs: int = 100
+    batch_size: int = 512  # global: 64 per GPU x 8 GPUs
+    base_lr: float = 0.0005  # scaled by batch/256 -> 0.001
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    momentum_teacher: float = 0.996
+    clip_grad: float = 3.0  # per parameter tensor (SPEC §9.13)
+    freeze_last_layer: int = 1
+    out_dim: int = 65_536
+    head_hidden_dim: int = 2048
+    head_bottleneck_dim: int = 256
+    norm_last_layer: bool = True
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    student_temp: float = 0.1
+    center_momentum: float = 0.9
+    drop_path_rate: float = 0.1
+    global_size: tuple[int, int] = (256, 128)
+    local_size: tuple[int, int] = (128, 64)
+    local_crops_number: int = 8
+    global_crops_scale: tuple[float, float] = (0.4, 1.0)
+    local_crops_scale: tuple[float, float] = (0.05, 0.4)
+    keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """TransReID fine-tuning (SPEC §4)."""
+
+    arch: str = "vit_small_ics"
+    dataset: str = "market1501"
+    height: int = 256
+    width: int = 128
+    epochs: int = 120
+    batch_size: int = 64
+    num_instances: int = 4
+    base_lr: float = 0.0004
+    bias_lr_factor: float = 2.0
+    weight_decay: float = 1e-4
+    weight_decay_bias: float = 1e-4
+    momentum: float = 0.9
+    warmup_epochs: int = 20
+    warmup_lr_factor: float = 0.01
+    min_lr_factor: float = 0.002
+    drop_path_rate: float = 0.1
+    label_smoothing: float = 0.0
+    triplet_margin: float | None = None  # None = soft margin (NO_MARGIN: True)
+    eval_period: int = 120
+    rerank: bool = False
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class USLConfig:
+    """Cluster-contrast unsupervised ReID (SPEC §5)."""
+
+    arch: str = "vit_small"
+    dataset: str = "market1501"
+    height: int = 256
+    width: int = 128
+    epochs: int = 50
+    iters: int = 200
+    batch_size: int = 256
+    num_instances: int = 8
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    step_size: int = 20
+    eps: float = 0.6  # 0.7 for MSMT-style data
+    min_samples: int = 4
+    k1: int = 30
+    k2: int = 6
+    memory_momentum: float = 0.2
+    temperature: float = 0.05
+    drop_path_rate: float = 0.3
+    bn_chunks: int = 4  # ghost BN: 4-GPU DataParallel -> 64-image BN chunks (SPEC §5.1)
+    eval_step: int = 10
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class UDAConfig(USLConfig):
+    """Domain adaptation = USL on the target from a source-supervised checkpoint (SPEC §5.7)."""
+
+    source_dataset: str = "msmt17"
+
+
+@dataclass(frozen=True)
+class VizConfig:
+    """Attention and ranking figures (SPEC §6)."""
+
+    threshold: float = 0.6
+    num_queries: int = 8
+    topk: int = 10
+    tsne_points: int = 2000
+
+
+STAGES: dict[str, type] = {
+    "data": DataConfig,
+    "pretrain": PretrainConfig,
+    "supervised": SupervisedConfig,
+    "usl": USLConfig,
+    "uda": UDAConfig,
+    "viz": VizConfig,
+}
+
+# What tiny and smoke change relative to the paper's values.
+_PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {},
+    "tiny": {
+        "data": dict(
+            synthetic=True, height=128, width=64, market_train_ids=150, market_test_ids=150,
+            msmt_train_ids=150, msmt_test_ids=150, images_per_id=12, pool_size=6000, num_workers=0,
+        ),
+        "pretrain": dict(
+            arch="vit_tiny", epochs=8, batch_size=64, out_dim=4096, head_hidden_dim=512,
+            global_size=(128, 64), local_size=(64, 32), local_crops_number=4, keep_ratio=None,
+        ),
+        "supervised": dict(arch="vit_tiny", height=128, width=64, epochs=20, warmup_epochs=4, eval_period=5),
+        "usl": dict(arch="vit_tiny", height=128, width=64, epochs=10, iters=20, batch_size=64, step_size=6,
+                    eval_step=2, bn_chunks=1),
+        "uda": dict(arch="vit_tiny", height=128, width=64, epochs=10, iters=20, batch_size=64, step_size=6,
+                    eval_step=2, bn_chunks=1),
+        "viz": dict(num_queries=6, tsne_points=600),
+    },
+    "smoke": {
+        "data": dict(
+            synthetic=True, height=64, width=32, synth_height=64, synth_width=32, market_train_ids=12,
+            market_test_ids=12, market_cameras=3, msmt_train_ids=12, msmt_test_ids=12, msmt_cameras=4,
+            images_per_id=6, pool_size=120, num_workers=0,
+        ),
+        "pretrain": dict(
+            arch="vit_tiny", epochs=1, batch_size=8, out_dim=256, head_hidden_dim=64, head_bottleneck_dim=32,
+            global_size=(64, 32), local_size=(32, 16), local_crops_number=2, keep_ratio=None,
+        ),
+        "supervised": dict(arch="vit_tiny", height=64, width=32, epochs=1, batch_size=16, warmup_epochs=1,
+                           eval_period=1),
+        "usl": dict(arch="vit_tiny", height=64, width=32, epochs=1, iters=2, batch_size=16, num_instances=4,
+                    eval_step=1, bn_chunks=1),
+        "uda": dict(arch="vit_tiny", height=64, width=32, epochs=1, iters=2, batch_size=16, num_instances=4,
+                    eval_step=1, bn_chunks=1),
+        "viz": dict(num_queries=2, topk=5, tsne_points=100),
+    },
+}
+
+
+def resolve(stage: str, profile: str = "full", **overrides: Any):
+    """Return the frozen config of ``stage`` under ``profile`` with ``overrides`` applied.
+
+    Unknown stages, profiles or keys raise ``KeyError``/``ValueError`` naming the valid choices.
+    """
+    if stage not in STAGES:
+        raise KeyError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    cls = STAGES[stage]
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise KeyError(
+            f"unknown {stage} config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
+        )
+    values = {**_PROFILE_OVERRIDES[profile].get(stage, {}), **overrides}
+    return cls(**values)
+
+
+def to_dict(config) -> dict[str, Any]:
+    """JSON-friendly dict of a config (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+__all__ = ["PROFILES", "STAGES", "resolve", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
+           "USLConfig", "UDAConfig", "VizConfig"]

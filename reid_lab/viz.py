@@ -1,0 +1,81 @@
+"""Figures. Every function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    import matplotlib
+
+    if not matplotlib.get_backend().lower().startswith(("module://", "inline", "nbagg", "widget", "qt", "tk")):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, **kwargs)
+
+
+def _save(fig, save: str | os.PathLike | None):
+    if save:
+        fig.savefig(save, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def camera_grid(samples: Sequence, *, per_camera: int = 8, title: str | None = None, seed: int = 0,
+                save: str | os.PathLike | None = None):
+    """One row per camera with ``per_camera`` random images of that camera (``samples``: ``(path, pid, camid)``)."""
+    from PIL import Image
+
+    by_camera: dict[int, list] = defaultdict(list)
+    for sample in samples:
+        by_camera[int(sample[2])].append(sample)
+    cameras = sorted(by_camera)
+    rng = np.random.default_rng(seed)
+    fig, axes = _figure(len(cameras), per_camera, figsize=(per_camera * 0.9, len(cameras) * 1.75), squeeze=False)
+    for row, cam in enumerate(cameras):
+        picks = rng.choice(len(by_camera[cam]), size=min(per_camera, len(by_camera[cam])), replace=False)
+        for col in range(per_camera):
+            ax = axes[row, col]
+            ax.set_xticks([]), ax.set_yticks([])
+            if col < len(picks):
+                path, pid, _ = by_camera[cam][picks[col]][:3]
+                ax.imshow(Image.open(path).convert("RGB"))
+                ax.set_xlabel(f"id {pid}", fontsize=7)
+            else:
+                ax.axis("off")
+        axes[row, 0].set_ylabel(f"cam {cam}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def cmc_curves(curves: Mapping[str, np.ndarray], *, max_rank: int = 20, title: str = "CMC",
+               save: str | os.PathLike | None = None):
+    """CMC curves (fractions, one per method) up to ``max_rank``."""
+    fig, ax = _figure(figsize=(5, 3.5))
+    for label, cmc in curves.items():
+        cmc = np.asarray(cmc)[:max_rank]
+        ax.plot(np.arange(1, len(cmc) + 1), 100 * cmc, marker="o", markersize=3, label=label)
+    ax.set_xlabel("rank"), ax.set_ylabel("matching rate (%)"), ax.set_title(title)
+    ax.set_ylim(0, 100), ax.grid(alpha=0.3), ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def bar_chart(values: Mapping[str, float], *, ylabel: str = "", title: str = "", reference: float | None = None,
+              reference_label: str = "", save: str | os.PathLike | None = None):
+    """A labelled bar chart, with an optional horizontal reference line (e.g. what chance predicts)."""
+    fig, ax = _figure(figsize=(5, 3.2))
+    names = list(values)
+    ax.bar(names, [values[n] for n in names], color="#4c72b0")
+    if reference is not None:
+        ax.axhline(reference, color="#c44e52", linestyle="--", label=reference_label)
+        ax.legend(fontsize=8)
+    ax.set_ylabel(ylabel), ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    return _save(fig, save)
