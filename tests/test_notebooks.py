@@ -16,7 +16,7 @@ def _fraction(value) -> bool:
 
 def check_00(m):
     assert m["synth_market"]["train_ids"] > 0 and m["synth_market"]["query_images"] > 0
-    for method in ("raw_pixels", "color_histogram", "color_histogram_rerank"):
+    for method in ("raw_pixels", "raw_pixels_rerank", "color_histogram", "color_histogram_rerank"):
         assert _fraction(m[method]["mAP"]) and _fraction(m[method]["rank1"]), method
     # the worked example in the notebook is computed by hand in markdown: the package must agree
     assert math.isclose(m["worked_example"]["mAP"], m["worked_example"]["expected_mAP"], abs_tol=1e-9)
