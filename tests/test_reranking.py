@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from reid_lab.neighbors import topk_rows
-from reid_lab.reranking import _transpose_inplace, normalized_distance, re_ranking
+from reid_lab import kreciprocal
+from reid_lab.reranking import _expanded_distances, normalized_distance, re_ranking, scan_normalized_distance
 
 # --------------------------------------------------------------------------------------------------------------
 # Loop port of the official re_ranking, written from SPEC §4.6 (dense, float32 V instead of float16; stable sort).
@@ -112,17 +113,47 @@ def test_reranking_improves_retrieval_on_clustered_data() -> None:
     assert mean_ap(re_ranking(x[q], x[g], k1=6, k2=3)) > mean_ap(plain) + 0.02
 
 
-def test_official_orientation_and_in_place_transpose() -> None:
+def test_official_orientation() -> None:
     rng = np.random.default_rng(1)
-    a = rng.normal(size=(7, 7)).astype(np.float32)
-    b = a.copy()
-    _transpose_inplace(b, block=3)
-    np.testing.assert_array_equal(b, a.T)
-    qf, gf = rng.normal(size=(4, 5)), rng.normal(size=(9, 5))
+    qf, gf = rng.normal(size=(4, 5)) * 3, rng.normal(size=(9, 5))
     x = np.concatenate([qf, gf])
     dist = ((x[:, None] - x[None]) ** 2).sum(-1)
     expected = (dist / dist.max(axis=0)).T  # each column over its max, then transposed
     np.testing.assert_allclose(normalized_distance(qf, gf), expected, atol=1e-5)
+    np.testing.assert_allclose(normalized_distance(qf, gf, block_rows=5), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_streamed_scan_matches_dense_matrix(duplicates: bool) -> None:
+    # The row-block scan (several blocks) must give the dense matrix's ranking (stable ties, self first), values,
+    # row divisors and query block; duplicated features create exact ties that straddle the k-th position.
+    qf, gf = person_like(nq=60, ng=240, n_ids=30, dim=16, seed=5)
+    if duplicates:
+        gf[::3] = gf[0]  # 80 copies of one gallery image (also a tie among more than k rows)
+        qf[1] = gf[0]
+    dense = normalized_distance(qf, gf, block_rows=10**6)  # one block: the official single matrix product
+    x = np.concatenate([qf, gf])
+    literal = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(dense, literal / literal.max(axis=1, keepdims=True), atol=1e-5)
+    rank, rank_dist, row_max, query_block = scan_normalized_distance(qf, gf, 21, block_rows=64)
+    np.testing.assert_array_equal(rank, topk_rows(dense, 21))
+    np.testing.assert_array_equal(rank[:, 0], np.arange(300))
+    np.testing.assert_array_equal(rank_dist, np.take_along_axis(dense, rank, axis=1))
+    np.testing.assert_allclose(row_max, literal.max(axis=1), rtol=1e-5)
+    np.testing.assert_array_equal(query_block, dense[:60, 60:])
+
+
+def test_expanded_distances_inside_and_outside_top_k() -> None:
+    qf, gf = person_like(nq=30, ng=120, n_ids=20, dim=16, seed=7)
+    scan = scan_normalized_distance(qf, gf, 11)
+    expanded = kreciprocal.expanded_sets(scan[0], 10)
+    dense = normalized_distance(qf, gf)
+    rows = np.repeat(np.arange(150), np.diff(expanded.indptr))
+    inside = (scan[0][rows] == expanded.indices[:, None]).any(axis=1)
+    assert inside.any() and (~inside).any()  # both paths (lookup and recomputation) are exercised
+    got = _expanded_distances(np.concatenate([qf, gf]), scan, expanded)
+    np.testing.assert_array_equal(got[inside], dense[rows, expanded.indices][inside])
+    np.testing.assert_allclose(got, dense[rows, expanded.indices], atol=1e-6)
 
 
 def test_topk_rows_ties_and_self_first() -> None:
