@@ -72,6 +72,7 @@ class PretrainConfig:
     local_crops_number: int = 8
     global_crops_scale: tuple[float, float] = (0.4, 1.0)
     local_crops_scale: tuple[float, float] = (0.05, 0.4)
+    jitter_strength: float = 1.0  # scales DINO's colour jitter (SPEC §2.5); <1 = milder
     keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
     seed: int = 0
 
@@ -166,7 +167,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
             msmt_train_ids=150, msmt_test_ids=150, images_per_id=12, pool_size=6000, num_workers=0,
         ),
         "pretrain": dict(
-            arch="vit_tiny", epochs=8, batch_size=64, out_dim=4096, head_hidden_dim=512,
+            arch="vit_tiny", epochs=8, warmup_epochs=1, batch_size=64, out_dim=4096, head_hidden_dim=512,
             global_size=(128, 64), local_size=(64, 32), local_crops_number=4, keep_ratio=None,
         ),
         "supervised": dict(arch="vit_tiny", height=128, width=64, epochs=20, warmup_epochs=4, eval_period=5),
@@ -183,7 +184,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
             images_per_id=6, pool_size=120, num_workers=0,
         ),
         "pretrain": dict(
-            arch="vit_tiny", epochs=1, batch_size=8, out_dim=256, head_hidden_dim=64, head_bottleneck_dim=32,
+            arch="vit_tiny", epochs=1, warmup_epochs=0, batch_size=8, out_dim=256, head_hidden_dim=64, head_bottleneck_dim=32,
             global_size=(64, 32), local_size=(32, 16), local_crops_number=2, keep_ratio=None,
         ),
         "supervised": dict(arch="vit_tiny", height=64, width=32, epochs=1, batch_size=16, warmup_epochs=1,

@@ -23,7 +23,17 @@ def check_00(m):
     assert _fraction(m["raw_pixels"]["same_camera_top1"])
 
 
-CHECKS = {"00_data_and_evaluation": check_00}
+def check_02(m):
+    assert m["loss_by_hand_matches_package"] is True
+    for name in ("patchify", "ICS"):
+        p = m["pretrain"][name]
+        assert p["epochs"] >= 1 and math.isfinite(p["final_loss"])
+        assert p["final_teacher_entropy"] <= p["ln_out_dim"] + 1e-6
+    for key, r in m["retrieval"].items():
+        assert _fraction(r["mAP"]) and _fraction(r["rank1"]), key
+
+
+CHECKS = {"00_data_and_evaluation": check_00, "02_dino_ics_pretraining": check_02}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,342 @@
+"""Training machinery shared by every trainer: seeding, devices, torchrun DDP, checkpoints, logs, schedules.
+
+Nothing in here knows about a particular method; :mod:`reid_lab.ssl.train` (DINO, SPEC §2.6) and the ReID
+trainers build on it. The pieces:
+
+* :func:`seed_everything`, :func:`capture_rng_state` / :func:`restore_rng_state` — exact resume needs the
+  python, numpy and torch (CPU + CUDA) generators back where they were;
+* :func:`resolve_device`, :func:`init_distributed` / :func:`cleanup_distributed` (torchrun's ``RANK`` /
+  ``WORLD_SIZE`` / ``LOCAL_RANK``; gloo on CPU, nccl on CUDA), :func:`all_reduce_mean`;
+* :func:`save_checkpoint` (atomic: temporary file in the same folder + ``os.replace``) and
+  :func:`load_checkpoint` (``torch.load(weights_only=True)`` — checkpoints hold tensors and plain python
+  values only, never pickled objects);
+* :class:`NonFiniteLossError` / :func:`check_finite` — the NaN/inf guard;
+* :class:`JsonlLog` — one JSON line per epoch (DINO's ``log.txt`` convention);
+* :func:`progress` — ``tqdm.auto`` bars that vanish when done and stay silent on non-zero ranks;
+* :func:`cosine_schedule` — per-iteration linear warm-up + cosine (DINO ``utils.cosine_scheduler``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------------------------- seeding / RNG
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices); with ``deterministic`` also ask torch for deterministic kernels."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every random generator's state as tensors and plain python values (loadable with ``weights_only=True``)."""
+    version, internal, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    try:
+        py = state["python"]
+        random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+        npst = state["numpy"]
+        np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                             npst["has_gauss"], npst["gauss"]))
+        torch.set_rng_state(state["torch"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"not an RNG state written by capture_rng_state (missing/invalid {err})") from err
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        else:
+            logger.warning("CUDA RNG state saved for %d device(s), %d visible: CUDA generators not restored",
+                           len(cuda_states), torch.cuda.device_count())
+
+
+# ----------------------------------------------------------------------------------------------- devices / DDP
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """``"auto"`` → ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; other values are checked and returned.
+
+    A bare ``"cuda"`` becomes ``cuda:<local_rank>`` so torchrun processes land on their own GPU.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif device in (None, "", "auto"):
+        dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"invalid device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='cpu' or 'auto'")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+        if dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {dev} requested but only {torch.cuda.device_count()} CUDA device(s) visible")
+    return dev
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from err
+
+
+def init_distributed(device: str | torch.device = "auto", backend: str | None = None) -> tuple[DistInfo, torch.device]:
+    """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and pick this rank's device.
+
+    Without those variables (or with ``WORLD_SIZE=1``) nothing is initialised and a single-process
+    :class:`DistInfo` is returned, so one code path serves 1..N processes. Backend: nccl for CUDA, gloo for CPU.
+    Multi-node jobs need nothing more: torchrun's ``--nnodes/--node_rank/--master_addr`` fill the same variables.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"RANK={rank} is outside [0, WORLD_SIZE={world_size})")
+    dev = resolve_device(device, local_rank)
+    info = DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+    if world_size == 1:
+        return info, dev
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        chosen = backend or ("nccl" if dev.type == "cuda" else "gloo")
+        for var in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(var):
+                raise RuntimeError(f"WORLD_SIZE={world_size} but {var} is not set; launch with torchrun")
+        dist.init_process_group(backend=chosen, rank=rank, world_size=world_size)
+        logger.info("joined process group: rank %d/%d, backend %s, device %s", rank, world_size, chosen, dev)
+    return info, dev
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group if one is active (safe to call always)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def dist_info() -> DistInfo:
+    """The current process's :class:`DistInfo` (single-process when no process group is active)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+    return DistInfo()
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean of ``tensor`` over all processes (a no-op returning ``tensor`` without a process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor
+
+
+def barrier() -> None:
+    """``dist.barrier()`` when a process group is active."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DDP / DataParallel wrapper (or the module itself)."""
+    return model.module if hasattr(model, "module") and isinstance(model, torch.nn.Module) else model
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    A crash mid-write leaves the previous file untouched. ``state`` must hold tensors and plain python
+    values only (dicts, lists, tuples, str, int, float, bool, None) so :func:`load_checkpoint` can read
+    it with ``weights_only=True``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary unpickling)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError / RuntimeError with long messages
+        raise RuntimeError(
+            f"could not load checkpoint {path} with weights_only=True (corrupt file, or it holds pickled "
+            f"python objects that are not tensors/plain values): {err}"
+        ) from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------- NaN guard
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped before the bad step touched the weights."""
+
+
+def check_finite(loss: float | torch.Tensor, *, epoch: int, step: int, last_checkpoint: str | os.PathLike | None = None,
+                 hint: str = "") -> float:
+    """Return ``loss`` as a float, or raise :class:`NonFiniteLossError` saying where and what is left on disk."""
+    value = float(loss.detach().float().item() if isinstance(loss, torch.Tensor) else loss)
+    if math.isfinite(value):
+        return value
+    where = f"loss is {value} at epoch {epoch}, global step {step}; training stopped before this step's update"
+    if last_checkpoint is not None and Path(last_checkpoint).is_file():
+        kept = f"the last good checkpoint {last_checkpoint} is intact (resume from it, perhaps with a lower lr)"
+    else:
+        kept = "no checkpoint had been written yet"
+    raise NonFiniteLossError(f"{where}; {kept}." + (f" {hint}" if hint else ""))
+
+
+# ----------------------------------------------------------------------------------------------- logs / progress
+class JsonlLog:
+    """Append-only JSON-lines log (one record per epoch), like DINO's ``log.txt``.
+
+    :meth:`truncate` drops records past a resumed epoch so the log always agrees with the checkpoint.
+    """
+
+    def __init__(self, path: str | os.PathLike, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(_jsonable(record)) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def truncate(self, key: str, max_value: int) -> list[dict[str, Any]]:
+        """Keep only records whose ``key`` is ≤ ``max_value``; return them."""
+        kept = [r for r in self.read() if r.get(key, -1) <= max_value]
+        if self.enabled and self.path.is_file():
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return kept
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None, enabled: bool = True,
+             **kwargs: Any) -> Iterator[T]:
+    """A ``tqdm.auto`` bar that disappears when done (``leave=False``) and is silent when ``enabled`` is False."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- schedules
+def cosine_schedule(base_value: float, final_value: float, epochs: int, iters_per_epoch: int,
+                    warmup_epochs: int = 0, start_warmup_value: float = 0.0) -> np.ndarray:
+    """Per-iteration values: linear warm-up from ``start_warmup_value``, then cosine ``base_value`` → ``final_value``.
+
+    Same numbers as DINO's ``utils.cosine_scheduler`` (SPEC §2.6): array of length ``epochs * iters_per_epoch``;
+    the cosine part is ``final + (base - final)(1 + cos(pi i / n)) / 2`` for ``i = 0..n-1``.
+    """
+    if epochs <= 0 or iters_per_epoch <= 0:
+        raise ValueError(f"epochs ({epochs}) and iters_per_epoch ({iters_per_epoch}) must be positive")
+    if not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs={warmup_epochs} must lie in [0, epochs={epochs}]")
+    warmup_iters = warmup_epochs * iters_per_epoch
+    warmup = np.linspace(start_warmup_value, base_value, warmup_iters) if warmup_iters > 0 else np.array([])
+    steps = np.arange(epochs * iters_per_epoch - warmup_iters)
+    cosine = final_value + 0.5 * (base_value - final_value) * (1 + np.cos(np.pi * steps / max(len(steps), 1)))
+    schedule = np.concatenate((warmup, cosine))
+    assert len(schedule) == epochs * iters_per_epoch
+    return schedule
+
+
+__all__ = [
+    "DistInfo", "JsonlLog", "NonFiniteLossError", "all_reduce_mean", "barrier", "capture_rng_state", "check_finite",
+    "cleanup_distributed", "cosine_schedule", "dist_info", "init_distributed", "load_checkpoint", "progress",
+    "resolve_device", "restore_rng_state", "save_checkpoint", "seed_everything", "unwrap",
+]

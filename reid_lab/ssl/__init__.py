@@ -1,0 +1,22 @@
+"""Self-supervised pre-training: DINO with person multi-crop, ICS backbones and collapse monitoring (SPEC §2).
+
+* :class:`DINOLoss` — the official loss with its running centre (:mod:`.loss`);
+* :class:`PersonMultiCrop`, :class:`MultiCropWrapper` — multi-crop augmentation and the per-resolution
+  backbone wrapper (:mod:`.multicrop`);
+* :func:`pretrain`, :class:`DINOTrainer` — the training loop, torchrun DDP, checkpoints, resume (:mod:`.train`);
+* :class:`CollapseMonitor`, :class:`CollapseError` — entropy / similarity monitoring (:mod:`.monitor`).
+"""
+from __future__ import annotations
+
+from .loss import DINOLoss, teacher_temperature_schedule
+from .monitor import CollapseError, CollapseMonitor, StepStats, entropy, mean_pairwise_cosine, plot_training_curves
+from .multicrop import IMAGENET_MEAN, IMAGENET_STD, MultiCropWrapper, PersonMultiCrop, plot_crops
+from .train import (DINOTrainer, PretrainResult, build_dino_model, build_multicrop, evaluate_retrieval, pool_paths,
+                    pretrain)
+
+__all__ = [
+    "CollapseError", "CollapseMonitor", "DINOLoss", "DINOTrainer", "IMAGENET_MEAN", "IMAGENET_STD", "MultiCropWrapper",
+    "PersonMultiCrop", "PretrainResult", "StepStats", "build_dino_model", "build_multicrop", "entropy",
+    "evaluate_retrieval", "mean_pairwise_cosine", "plot_crops", "plot_training_curves", "pool_paths", "pretrain",
+    "teacher_temperature_schedule",
+]
