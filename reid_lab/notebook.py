@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,37 +52,13 @@ class Session:
         return self.run_dir.parent / notebook
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when a GPU is visible, else ``"cpu"``; other values are returned unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # pragma: no cover - numpy is a hard dependency
-        pass
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", seed: int = 0,
           device: str = "auto", log_level: int = logging.INFO) -> Session:
     """Begin a notebook: validate the profile, seed, resolve folders, configure logging."""
     if profile not in PROFILES:
         raise ValueError(f"PROFILE must be one of {PROFILES}, got {profile!r}")
+    from .engine import resolve_device, seed_everything
+
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s", force=True)
     seed_everything(seed)
     session = Session(
@@ -91,7 +66,7 @@ def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", s
         profile=profile,
         data_root=paths.data_root(data_root or None),
         run_dir=paths.run_dir(profile, name, run_root or None),
-        device=resolve_device(device),
+        device=str(resolve_device(device)),
         seed=seed,
     )
     logger.info("notebook %s | profile %s | device %s | run dir %s", name, profile, session.device, session.run_dir)
