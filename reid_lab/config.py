@@ -225,3 +225,22 @@ def to_dict(config) -> dict[str, Any]:
 
 __all__ = ["PROFILES", "STAGES", "resolve", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
            "USLConfig", "UDAConfig", "VizConfig"]
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=0.1", "arch=vit_tiny"]`` (the CLI's ``--set KEY=VALUE``) → ``{"lr": 0.1, "arch": "vit_tiny"}``.
+
+    Values are Python literals when they parse as one, strings otherwise.
+    """
+    import ast
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out

@@ -56,3 +56,10 @@ def test_paths_follow_environment_then_explicit(tmp_path, monkeypatch):
     assert paths.data_root(tmp_path / "x") == tmp_path / "x"
     assert paths.synthetic_root("tiny") == tmp_path / "d" / "synthetic" / "tiny"
     assert paths.run_dir("smoke", "00", tmp_path / "y").is_dir()
+
+
+def test_parse_overrides_reads_literals_and_bare_strings():
+    assert config.parse_overrides(["base_lr=0.1", "arch=vit_tiny", "global_size=(64, 32)"]) == {
+        "base_lr": 0.1, "arch": "vit_tiny", "global_size": (64, 32)}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        config.parse_overrides(["oops"])

@@ -12,29 +12,14 @@ The full profile follows the official scripts (SPEC §2.7): 100 epochs, global b
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import PROFILES
+from ..config import PROFILES, parse_overrides
 
 logger = logging.getLogger(__name__)
-
-
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw  # a bare string such as vit_small
-        overrides[key.strip()] = value
-    return overrides
 
 
 def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -92,7 +77,7 @@ def run_pretrain_cli(args: argparse.Namespace) -> int:
     from .monitor import CollapseError
     from .train import pretrain
 
-    overrides = _parse_set(args.set)
+    overrides = parse_overrides(args.set)
     for name, value in (("arch", args.arch), ("epochs", args.epochs), ("batch_size", args.batch_size),
                         ("base_lr", args.base_lr), ("seed", args.seed)):
         if value is not None:
