@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_pretrain_parser(sub)
+    try:
+        from .reid.cli import add_supervised_parsers
+    except ImportError:
+        pass
+    else:
+        add_supervised_parsers(sub)
     return parser
 
 

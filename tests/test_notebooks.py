@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,27 @@ def check_02(m):
         assert _fraction(r["mAP"]) and _fraction(r["rank1"]), key
 
 
-CHECKS = {"00_data_and_evaluation": check_00, "02_dino_ics_pretraining": check_02}
+def check_01(m):
+    pool = m["pool_images"]
+    assert pool > 0 and m["keep"]["keep_50"]["kept"] == round(pool * 0.5)
+    assert m["keep"]["keep_60"]["kept"] == round(pool * 0.6)
+    assert 0.0 <= m["auc_person_vs_off_domain"] <= 1.0 and _fraction(m["target_proxy_mAP"])
+    assert set(m["ablation"]) == {"CFS 50%", "random 50%", "100%"}
+    assert all(_fraction(r["mAP"]) for r in m["ablation"].values())
+    assert Path(m["ranked_list"]).is_file()
+
+
+def check_03(m):
+    assert m["triplet_by_hand_matches_package"] is True
+    assert set(m["runs"]) == {"random", "DINO", "DINO+ICS"} and m["best_init"] in m["runs"]
+    for name, r in m["runs"].items():
+        assert all(_fraction(r[k]) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")), name
+        assert r["seconds"] > 0
+    assert m["search_shape"] == [5, 5]
+
+
+CHECKS = {"00_data_and_evaluation": check_00, "01_cfs_analysis": check_01, "02_dino_ics_pretraining": check_02,
+          "03_supervised_reid": check_03}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,246 @@
+"""Catastrophic Forgetting Score (CFS): rank an unlabeled pool by closeness to the ReID domain (SPEC §1).
+
+Definition used here (SPEC §1, header and §1.2): with a *source proxy* θ_s (a short self-supervised pre-training on
+the pool) and a *target proxy* θ_t (θ_s fine-tuned on the labelled ReID data — the paper's "mm" set, Market +
+MSMT17, SPEC §7.4), every pool image x gets
+
+    CFS(x) = cos( f_θs(x), f_θt(x) )
+
+where f is the CLS feature after the final LayerNorm and **before** the BNNeck, both models in eval mode, input
+resized to the fine-tuning size with the TransReID test transform (bilinear, mean = std = 0.5; SPEC §1.2). A high
+score means fine-tuning on ReID data barely changed ("did not forget") the image's representation: the image is
+close to the ReID domain. The pool is sorted by **descending** score and the head of the list is kept (the official
+pre-training keeps the first ``keep_num`` entries, SPEC §1.3).
+
+* :func:`cfs_scores` — the scores of a list of images, in batches with a progress bar;
+* :func:`rank_by_score` — names sorted by descending score (ties: input order);
+* :func:`score_pool` — both, plus the ranked list written as plain text (one file name per line,
+  :func:`reid_lab.data.write_ranked_list`) and optionally in the official pickle layout (``CFS_list.pkl``, a pickled
+  list of str, :func:`reid_lab.data.write_cfs_pickle`), which :class:`reid_lab.data.LUPersonPool` and
+  :func:`reid_lab.ssl.pretrain` read back;
+* :func:`select` — the kept head of a ranked list for a keep ratio (round half up, as the released ``--keep_num``);
+* analysis on SynthLUP, whose ``membership.csv`` says which images are off-domain: :func:`read_membership`,
+  :func:`domain_report`, :func:`plot_score_histogram`, :func:`plot_image_grid`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import engine
+from .data import read_image, write_cfs_pickle, write_ranked_list
+from .data.luperson import keep_count
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CFSResult", "cfs_scores", "domain_report", "plot_image_grid", "plot_score_histogram", "rank_by_score",
+           "read_membership", "score_pool", "select", "RANKED_NAME", "PICKLE_NAME"]
+
+RANKED_NAME = "cfs_ranked.txt"
+PICKLE_NAME = "CFS_list.pkl"
+
+
+class _Images(Dataset):
+    def __init__(self, paths: Sequence[str | os.PathLike], transform: Callable[[Image.Image], torch.Tensor]):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(read_image(self.paths[i]))
+
+
+def _feature(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise TypeError(f"{type(model).__name__} must return (batch, dim) pre-BN features in eval mode")
+    return out.float()
+
+
+@torch.inference_mode()
+def cfs_scores(source: nn.Module, target: nn.Module, paths: Sequence[str | os.PathLike], device: str | torch.device,
+               *, image_size: tuple[int, int] = (256, 128), batch_size: int = 128, num_workers: int = 0,
+               transform: Callable[[Image.Image], torch.Tensor] | None = None, amp: bool | None = None,
+               progress: bool = True) -> np.ndarray:
+    """CFS of every image: cosine similarity of the two proxies' pre-BN CLS features (float32, length N).
+
+    Both models are used in eval mode (their previous modes restored): a backbone returns its CLS feature, a
+    :class:`~reid_lab.reid.ReIDModel` its pre-BN feature. ``image_size`` is (height, width) for the default test
+    transform; ``amp`` = bf16 autocast (default on CUDA).
+    """
+    if len(paths) == 0:
+        raise ValueError("no images to score")
+    device = engine.resolve_device(device)
+    amp = device.type == "cuda" if amp is None else amp
+    if transform is None:
+        from .data import build_reid_transforms
+
+        transform = build_reid_transforms(int(image_size[0]), int(image_size[1]), train=False)
+    loader = DataLoader(_Images(paths, transform), batch_size=batch_size, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    modes = (source.training, target.training)
+    source.to(device).eval()
+    target.to(device).eval()
+    scores = []
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            for x in engine.progress(loader, desc="CFS scoring", total=len(loader), enabled=progress):
+                x = x.to(device, non_blocking=True)
+                fs, ft = _feature(source, x), _feature(target, x)
+                if fs.shape != ft.shape:
+                    raise ValueError(f"source features {tuple(fs.shape)} and target features {tuple(ft.shape)} "
+                                     "differ: the proxies must share the architecture")
+                scores.append(F.cosine_similarity(fs, ft, dim=1).cpu())
+    finally:
+        source.train(modes[0])
+        target.train(modes[1])
+    return torch.cat(scores).numpy().astype(np.float32)
+
+
+def rank_by_score(names: Sequence[str], scores: Sequence[float] | np.ndarray) -> list[str]:
+    """``names`` sorted by descending score; equal scores keep their input order (stable)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or len(scores) != len(names):
+        raise ValueError(f"need one score per name: {len(names)} names, scores of shape {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN/inf: check the proxies")
+    order = np.argsort(-scores, kind="stable")
+    return [names[i] for i in order]
+
+
+def select(ranked: Sequence[str], ratio: float) -> list[str]:
+    """The kept head of a ranked list: its first ``round(len · ratio)`` entries (half up; SPEC §1.4)."""
+    return list(ranked[: keep_count(len(ranked), keep_ratio=ratio)])
+
+
+@dataclass
+class CFSResult:
+    """What :func:`score_pool` computed and wrote."""
+
+    names: list[str]  # pool file names (relative to the images folder), pool order
+    scores: np.ndarray  # CFS per name, pool order
+    ranked: list[str]  # names by descending CFS
+    ranked_path: Path | None = None  # plain text, one name per line
+    pickle_path: Path | None = None  # official CFS_list.pkl layout
+
+    def score_of(self) -> dict[str, float]:
+        """name → score."""
+        return dict(zip(self.names, self.scores.tolist()))
+
+
+def score_pool(source: nn.Module, target: nn.Module, pool, device: str | torch.device, *,
+               output_dir: str | os.PathLike | None = None, write_pickle: bool = False,
+               image_size: tuple[int, int] = (256, 128), batch_size: int = 128, num_workers: int = 0,
+               progress: bool = True) -> CFSResult:
+    """Score a :class:`~reid_lab.data.LUPersonPool` (``.names`` relative to ``.images_dir``) and rank it.
+
+    With ``output_dir`` the ranking is written to ``cfs_ranked.txt`` and, with ``write_pickle``, ``CFS_list.pkl``.
+    """
+    names = list(getattr(pool, "names", []))
+    images_dir = getattr(pool, "images_dir", None)
+    if not names or images_dir is None:
+        raise TypeError("pool must be a LUPersonPool-like object with .names and .images_dir")
+    paths = [os.path.join(images_dir, n) for n in names]
+    scores = cfs_scores(source, target, paths, device, image_size=image_size, batch_size=batch_size,
+                        num_workers=num_workers, progress=progress)
+    result = CFSResult(names, scores, rank_by_score(names, scores))
+    if output_dir is not None:
+        out = Path(output_dir)
+        result.ranked_path = write_ranked_list(result.ranked, out / RANKED_NAME)
+        if write_pickle:
+            result.pickle_path = write_cfs_pickle(result.ranked, out / PICKLE_NAME)
+    logger.info("CFS over %d images: min %.4f, median %.4f, max %.4f", len(names), float(scores.min()),
+                float(np.median(scores)), float(scores.max()))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- analysis
+def read_membership(path: str | os.PathLike) -> dict[str, str]:
+    """SynthLUP's ``membership.csv`` (``filename,kind,identity``) as ``{filename: kind}``; kind "person" = in-domain."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"membership file {path} does not exist (only synthetic pools have one)")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"filename", "kind"} <= set(rows[0]):
+        raise ValueError(f"{path}: expected a CSV with columns filename,kind,identity")
+    return {r["filename"]: r["kind"] for r in rows}
+
+
+def domain_report(ranked: Sequence[str], kinds: dict[str, str], ratios: Sequence[float] = (0.5, 0.6),
+                  in_domain: str = "person") -> dict[str, dict[str, float]]:
+    """For each keep ratio: how many off-domain images the kept head holds and rejects, against a random keep.
+
+    Returns ``{"keep_50": {"kept", "off_domain_total", "off_domain_kept", "off_domain_rejected",
+    "rejected_fraction", "random_rejected_fraction"}, ...}``; a random keep of ratio r rejects 1 − r of them
+    in expectation.
+    """
+    missing = [n for n in ranked if n not in kinds]
+    if missing:
+        raise KeyError(f"{len(missing)} ranked names have no membership entry, e.g. {missing[:3]}")
+    off_total = sum(kinds[n] != in_domain for n in ranked)
+    report = {}
+    for ratio in ratios:
+        kept = select(ranked, ratio)
+        off_kept = sum(kinds[n] != in_domain for n in kept)
+        report[f"keep_{round(100 * ratio)}"] = {
+            "kept": len(kept), "off_domain_total": off_total, "off_domain_kept": off_kept,
+            "off_domain_rejected": off_total - off_kept,
+            "rejected_fraction": (off_total - off_kept) / off_total if off_total else float("nan"),
+            "random_rejected_fraction": 1.0 - len(kept) / len(ranked),
+        }
+    return report
+
+
+def plot_score_histogram(scores: np.ndarray, groups: Sequence[str], *, bins: int = 40, title: str = "",
+                         save: str | os.PathLike | None = None):
+    """Histogram of CFS scores, one colour per group label (e.g. person / background / vehicle); returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    scores, groups = np.asarray(scores), np.asarray(groups)
+    fig, ax = plt.subplots(figsize=(6, 3.3))
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    for g in sorted(set(groups.tolist()), key=lambda g: (g != "person", g)):
+        ax.hist(scores[groups == g], bins=edges, alpha=0.6, label=f"{g} ({int((groups == g).sum())})")
+    ax.set_xlabel("CFS = cos(source feature, target feature)"), ax.set_ylabel("images")
+    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    if save is not None:
+        fig.savefig(save, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def plot_image_grid(paths: Sequence[str | os.PathLike], *, captions: Sequence[str] | None = None, cols: int = 12,
+                    title: str = "", save: str | os.PathLike | None = None):
+    """The images in a grid (reading order), with optional captions; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    rows = max(1, -(-len(paths) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.9), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(paths):
+            ax.imshow(read_image(paths[i]))
+            if captions is not None:
+                ax.set_title(captions[i], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if save is not None:
+        fig.savefig(save, dpi=100, bbox_inches="tight")
+    return fig
