@@ -340,3 +340,24 @@ __all__ = [
     "cleanup_distributed", "cosine_schedule", "dist_info", "init_distributed", "load_checkpoint", "progress",
     "resolve_device", "restore_rng_state", "save_checkpoint", "seed_everything", "unwrap",
 ]
+
+
+def gather_rng_states(info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG state (a list indexed by rank), so a resumed DDP run draws the same numbers on each rank."""
+    state = capture_rng_state()
+    if not info.distributed:
+        return [state]
+    states: list[Any] = [None] * info.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """Mixed-precision mode: ``auto`` → ``bf16`` on CUDA, ``none`` on CPU; ``fp16`` (GradScaler) needs CUDA."""
+    if amp not in ("auto", "bf16", "fp16", "none"):
+        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {amp!r}")
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" else "none"
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' (GradScaler) needs a CUDA device; use 'bf16' or 'none' on CPU")
+    return amp

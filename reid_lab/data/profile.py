@@ -36,7 +36,7 @@ def load_profile_data(profile: str, data_root: str | os.PathLike | None = None, 
     ``full`` expects the layouts of SPEC §7 under the data root: ``market1501/``, ``MSMT17/`` and ``LUP/images``
     (folder names in :class:`reid_lab.config.DataConfig`).
     """
-    from . import LUPersonPool, Market1501, MSMT17  # noqa: F401  (LUPersonPool checked lazily by callers)
+    from . import Market1501, MSMT17
 
     cfg = resolve("data", profile)
     if cfg.synthetic:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -44,7 +43,7 @@ from ..config import SupervisedConfig, to_dict
 from ..data import DistributedRandomIdentitySampler, ImageDataset, RandomIdentitySampler, ReIDDataset
 from ..data.base import relabel
 from .losses import ReIDLoss
-from .model import ReIDModel, build_reid_model, reid_checkpoint
+from .model import build_reid_model, reid_checkpoint
 from .schedule import WarmupCosineLR
 
 logger = logging.getLogger(__name__)
@@ -113,16 +112,6 @@ def evaluate(model: nn.Module, dataset: ReIDDataset, device: str | torch.device,
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _resolve_amp(amp: str, device: torch.device) -> str:
-    if amp not in ("auto", "bf16", "fp16", "none"):
-        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {amp!r}")
-    if amp == "auto":
-        return "bf16" if device.type == "cuda" else "none"
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp='fp16' (GradScaler) needs a CUDA device; use 'bf16' or 'none' on CPU")
-    return amp
-
-
 def _train_samples(dataset: ReIDDataset) -> tuple[list, int]:
     for split in ("train", "query", "gallery"):
         if not getattr(dataset, split, None):
@@ -133,15 +122,6 @@ def _train_samples(dataset: ReIDDataset) -> tuple[list, int]:
         logger.info("relabelling %d training identities to 0..%d", len(pids), len(pids) - 1)
         train = relabel(train)
     return train, len(pids)
-
-
-def _gather_rng(info: engine.DistInfo) -> list[dict[str, Any]]:
-    state = engine.capture_rng_state()
-    if not info.distributed:
-        return [state]
-    states: list[Any] = [None] * info.world_size
-    dist.all_gather_object(states, state)
-    return states
 
 
 def _check_resumable(ckpt: dict[str, Any], cfg: SupervisedConfig, num_classes: int, path: Path) -> None:
@@ -192,7 +172,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
 
     Returns:
         ``{"model", "history", "metrics", "checkpoint", "model_path", "epochs_done", "finished", "output_dir",
-        "num_classes"}`` — ``model`` is the unwrapped :class:`ReIDModel` in eval mode, ``history`` one dict per
+        "num_classes"}`` — ``model`` is the unwrapped :class:`~reid_lab.reid.model.ReIDModel` in eval mode, ``history`` one dict per
         finished epoch (also in ``log.jsonl``), ``metrics`` the last evaluation (fractions; under DDP only rank 0
         evaluates, the other ranks get ``{}``).
 
@@ -203,7 +183,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
 
     info = engine.dist_info()
     dev = engine.resolve_device(device, info.local_rank)
-    amp_mode = _resolve_amp(amp, dev)
+    amp_mode = engine.resolve_amp(amp, dev)
     eval_period = cfg.eval_period if eval_period is None else eval_period
     rerank = cfg.rerank if rerank is None else rerank
     if eval_period < 1:
@@ -330,7 +310,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
             engine.barrier()
         history.append(record)
         log.append(record)
-        rng_states = _gather_rng(info)
+        rng_states = engine.gather_rng_states(info)
         if info.is_main:
             state = reid_checkpoint(model, trainer=FORMAT, optimizer=optimizer.state_dict(), epoch=epoch + 1,
                                     config=to_dict(cfg), rng=rng_states, metrics=metrics,

@@ -15,7 +15,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..config import PROFILES, parse_overrides
 

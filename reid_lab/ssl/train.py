@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -185,7 +184,7 @@ class DINOTrainer:
         self.device = device
         self.dist = engine.dist_info()
         self.iters_per_epoch = iters_per_epoch
-        self.amp = self._resolve_amp(amp, device)
+        self.amp = engine.resolve_amp(amp, device)
 
         student = build_dino_model(cfg, drop_path_rate=cfg.drop_path_rate)
         teacher = build_dino_model(cfg, drop_path_rate=0.0)  # SPEC §2.1: no stochastic depth in the teacher
@@ -225,16 +224,6 @@ class DINOTrainer:
         self.momentum_schedule = engine.cosine_schedule(cfg.momentum_teacher, 1.0, cfg.epochs, n)
         self._student_params = list(student.parameters())
         self._teacher_params = list(teacher.parameters())
-
-    @staticmethod
-    def _resolve_amp(amp: str, device: torch.device) -> str:
-        if amp not in ("auto", "bf16", "fp16", "none"):
-            raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {amp!r}")
-        if amp == "auto":
-            return "bf16" if device.type == "cuda" else "none"
-        if amp == "fp16" and device.type != "cuda":
-            raise ValueError("amp='fp16' (GradScaler) needs a CUDA device; use 'bf16' or 'none' on CPU")
-        return amp
 
     # -------------------------------------------------------------------------------------------------- the step
     def autocast(self):
@@ -383,15 +372,6 @@ def _check_resumable(ckpt: dict[str, Any], cfg: PretrainConfig, iters_per_epoch:
                        "the schedules shift", path, ckpt.get("iters_per_epoch"), iters_per_epoch)
 
 
-def _gather_rng_states(info: engine.DistInfo) -> list[dict[str, Any]]:
-    state = engine.capture_rng_state()
-    if not info.distributed:
-        return [state]
-    states: list[Any] = [None] * info.world_size
-    dist.all_gather_object(states, state)
-    return states
-
-
 def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, device: str | torch.device = "auto",
              resume: bool | str | os.PathLike = False, *, num_workers: int = 0, amp: AmpMode = "auto",
              compile: bool = False, stop_after: int | None = None, collapse_check: bool = True,
@@ -533,7 +513,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         log.append(record)
         for step_record in epoch_steps:
             steps_log.append(step_record)
-        rng_states = _gather_rng_states(info)
+        rng_states = engine.gather_rng_states(info)
         if info.is_main:
             engine.save_checkpoint(trainer.state_dict(epoch + 1, rng_states, extra_args), ckpt_path)
         engine.barrier()
