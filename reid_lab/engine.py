@@ -361,3 +361,16 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' (GradScaler) needs a CUDA device; use 'bf16' or 'none' on CPU")
     return amp
+
+
+def restore_rank_rng(states: list[dict[str, Any]] | None, info: DistInfo, *, seed: int, epoch: int) -> None:
+    """Restore this rank's RNG state from :func:`gather_rng_states`'s list; with another world size, reseed.
+
+    Resuming with the same number of processes is bit-exact; with a different one it cannot be, and says so.
+    """
+    if states and len(states) == info.world_size:
+        restore_rng_state(states[info.rank])
+        return
+    logger.warning("checkpoint RNG states are for %s process(es), running %d: reseeding (not bit-exact)",
+                   len(states) if states else 0, info.world_size)
+    seed_everything(seed + 1000 * epoch + info.rank)

@@ -244,13 +244,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch = int(ckpt["epoch"])
-        rng = ckpt.get("rng")
-        if rng and len(rng) == info.world_size:
-            engine.restore_rng_state(rng[info.rank])
-        else:
-            logger.warning("checkpoint RNG states are for %s process(es), running %d: reseeding (not bit-exact)",
-                           len(rng) if rng else 0, info.world_size)
-            engine.seed_everything(cfg.seed + 1000 * start_epoch + info.rank)
+        engine.restore_rank_rng(ckpt.get("rng"), info, seed=cfg.seed, epoch=start_epoch)
         history = log.truncate("epoch", start_epoch)
         metrics = dict(ckpt.get("metrics") or {})
         last_good = resume_path

@@ -444,13 +444,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
         start_epoch = int(ckpt["epoch"])
-        rng = ckpt.get("rng")
-        if rng and len(rng) == info.world_size:
-            engine.restore_rng_state(rng[info.rank])
-        else:
-            logger.warning("checkpoint RNG states are for %s process(es), running %d: reseeding (not bit-exact)",
-                           len(rng) if rng else 0, info.world_size)
-            engine.seed_everything(cfg.seed + 1000 * start_epoch + info.rank)
+        engine.restore_rank_rng(ckpt.get("rng"), info, seed=cfg.seed, epoch=start_epoch)
         history = log.truncate("epoch", start_epoch - 1)
         steps = steps_log.truncate("epoch", start_epoch - 1)
         logger.info("resumed from %s after epoch %d/%d", resume_from, start_epoch, cfg.epochs)
