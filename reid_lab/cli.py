@@ -31,6 +31,7 @@ def _tutorial(args: argparse.Namespace) -> int:
     from .notebook import NotebookFailed, results_table, run_notebooks
     from . import paths
 
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # one progress line per notebook is enough
     notebooks = [Path(n) for n in args.notebooks] if args.notebooks else None
     try:
         records = run_notebooks(args.profile, notebooks=notebooks, force=args.force, device=args.device)
