@@ -184,22 +184,32 @@ def topk_rows(dist: np.ndarray, k: int, *, chunk_rows: int = 1024) -> np.ndarray
     only (N, N) array is ``dist`` itself. Rows with a tie at the k-th value are re-sorted in full so the lowest
     tied indices win, exactly as a stable sort would choose.
     """
-    import torch
-
     n = dist.shape[0]
     out = np.empty((n, k), dtype=np.int64)
-    extra = 1 if k < n else 0  # one more candidate tells whether a tie straddles the k-th position
     for start in range(0, n, chunk_rows):
         block = dist[start : start + chunk_rows]
-        vals_t, part_t = torch.topk(torch.from_numpy(block), k + extra, dim=1, largest=False, sorted=True)
-        vals, part = vals_t.numpy(), part_t.numpy().astype(np.int64)
-        if extra:
-            tied = np.flatnonzero(vals[:, k - 1] == vals[:, k])
-            vals, part = vals[:, :k].copy(), part[:, :k].copy()
-            for r in tied:  # rare: exact ties straddling the k-th position -> lowest indices, as a stable sort
-                part[r] = np.argsort(block[r], kind="stable")[:k]
-                vals[r] = block[r, part[r]]
-        own = np.arange(start, start + len(block))
-        _, idx = canonical_order(vals, part, self_dist=block[np.arange(len(block)), own], self_index=own)
+        _, idx = topk_block(block, k, start)
         out[start : start + len(block)] = idx
     return out
+
+
+def topk_block(block: np.ndarray, k: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k ``(values, column indices)`` of a block of rows of a square distance matrix, in canonical order.
+
+    The block's rows are rows ``start, start+1, …`` of the matrix (so row ``r``'s own column is ``start + r``):
+    self first, then ascending distance, exact ties by index as a stable sort would order them.
+    """
+    import torch
+
+    n_rows, n = block.shape
+    extra = 1 if k < n else 0  # one more candidate tells whether a tie straddles the k-th position
+    vals_t, part_t = torch.topk(torch.from_numpy(block), k + extra, dim=1, largest=False, sorted=True)
+    vals, part = vals_t.numpy(), part_t.numpy().astype(np.int64)
+    if extra:
+        tied = np.flatnonzero(vals[:, k - 1] == vals[:, k])
+        vals, part = vals[:, :k].copy(), part[:, :k].copy()
+        for r in tied:  # rare: exact ties straddling the k-th position -> lowest indices, as a stable sort
+            part[r] = np.argsort(block[r], kind="stable")[:k]
+            vals[r] = block[r, part[r]]
+    own = np.arange(start, start + n_rows)
+    return canonical_order(vals, part, self_dist=block[np.arange(n_rows), own], self_index=own)

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reid_lab import kreciprocal
-from reid_lab.neighbors import as_float32_matrix, canonical_order
+from reid_lab.neighbors import as_float32_matrix, topk_block
 
 logger = logging.getLogger(__name__)
 
@@ -68,28 +68,6 @@ def _row_blocks(n: int, block_rows: int) -> np.ndarray:
     """Boundaries of near-equal row blocks (no small trailing block, whose BLAS path may round differently)."""
     n_blocks = max(1, -(-n // block_rows))
     return np.linspace(0, n, n_blocks + 1).round().astype(np.int64)
-
-
-def _topk_block(block: np.ndarray, k: int, start: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (values, column indices) of rows ``start..`` of a normalised distance matrix, in canonical order.
-
-    Same selection as :func:`reid_lab.neighbors.topk_rows` (self first, ties by index as a stable sort) for a
-    block of rows whose own indices start at ``start``.
-    """
-    import torch
-
-    n_rows, n = block.shape
-    extra = 1 if k < n else 0  # one more candidate tells whether a tie straddles the k-th position
-    vals_t, part_t = torch.topk(torch.from_numpy(block), k + extra, dim=1, largest=False, sorted=True)
-    vals, part = vals_t.numpy(), part_t.numpy().astype(np.int64)
-    if extra:
-        tied = np.flatnonzero(vals[:, k - 1] == vals[:, k])
-        vals, part = vals[:, :k].copy(), part[:, :k].copy()
-        for r in tied:  # rare: exact ties straddling the k-th position -> lowest indices, as a stable sort
-            part[r] = np.argsort(block[r], kind="stable")[:k]
-            vals[r] = block[r, part[r]]
-    own = np.arange(start, start + n_rows)
-    return canonical_order(vals, part, self_dist=block[np.arange(n_rows), own], self_index=own)
 
 
 def _normalized_blocks(x: np.ndarray, block_rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -136,7 +114,7 @@ def scan_normalized_distance(
     for s, block, peak in _normalized_blocks(x, block_rows):
         e = s + len(block)
         row_max[s:e] = peak
-        rank_dist[s:e], rank[s:e] = _topk_block(block, k, s)
+        rank_dist[s:e], rank[s:e] = topk_block(block, k, s)
         if s < nq:
             query_block[s : min(e, nq)] = block[: min(e, nq) - s, nq:]
     return rank, rank_dist, row_max, query_block
