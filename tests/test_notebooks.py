@@ -53,8 +53,16 @@ def check_03(m):
     assert m["search_shape"] == [5, 5]
 
 
+# --- check_04 / check_05 (USL, UDA) go here ---
+
+
+# --- check_06 (visualization) goes here ---
+
+
 CHECKS = {"00_data_and_evaluation": check_00, "01_cfs_analysis": check_01, "02_dino_ics_pretraining": check_02,
-          "03_supervised_reid": check_03}
+          "03_supervised_reid": check_03,
+          "04_usl_reid": lambda m: check_04(m), "05_uda_reid": lambda m: check_05(m),  # noqa: F821
+          "06_attention_visualization": lambda m: check_06(m)}  # noqa: F821
 
 
 @pytest.fixture(scope="module")
