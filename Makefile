@@ -29,8 +29,9 @@ setup: $(STAMP)
 data: setup
 	$(BIN)/reid-lab synth --profile $(PROFILE)
 
+# ARGS: extra tutorial flags, e.g. ARGS="--force", ARGS="--only 03,04", ARGS="--update-readme" (README results block)
 tutorial: setup
-	$(BIN)/reid-lab tutorial --profile $(PROFILE)
+	$(BIN)/reid-lab tutorial --profile $(PROFILE) $(ARGS)
 
 smoke: setup
 	$(BIN)/reid-lab tutorial --profile smoke
@@ -41,8 +42,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not notebook"
 
+# JupyterLab on notebooks/ with the .venv kernel; LAB_ARGS for more, e.g. LAB_ARGS="--no-browser --port 8890"
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from . import __version__
 from .config import PROFILES
@@ -22,27 +21,35 @@ def _synth(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from .data import build_dataset
 
-    dataset = build_dataset(args.dataset, args.root)
+    try:
+        dataset = build_dataset(args.dataset, args.root)
+    except (ValueError, FileNotFoundError) as error:  # DatasetError names the path and what was expected
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(dataset.summary())
     return 0
 
 
 def _tutorial(args: argparse.Namespace) -> int:
-    from .notebook import NotebookFailed, results_table, run_notebooks
     from . import paths
+    from .notebook import NotebookFailed, run_tutorial
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one progress line per notebook is enough
-    notebooks = [Path(n) for n in args.notebooks] if args.notebooks else None
+    only = [*args.notebooks, *(n for n in (args.only or "").split(",") if n.strip())] or None
+    readme = (args.readme or paths.repo_root() / "README.md") if args.update_readme else None
     try:
-        records = run_notebooks(args.profile, notebooks=notebooks, force=args.force, device=args.device)
+        run = run_tutorial(args.profile, only=only, notebook_dir=args.notebook_dir, force=args.force,
+                           retrain=args.retrain, data_root=args.data_root or "", runs_root=args.runs_root or "",
+                           seed=args.seed, device=args.device, timeout=args.timeout, readme=readme)
     except NotebookFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    table = results_table(records)
-    out = paths.runs_root() / args.profile / "results.md"
-    out.write_text(f"# reid_lab tutorial results ({args.profile} profile)\n\n{table}\n")
-    print(table)
-    print(f"\nresults table written to {out}")
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"\n{run.table}\n\nresults table written to {run.results_path}")
+    if run.readme_changed is not None:
+        print(f"{readme}: results block {'updated' if run.readme_changed else 'already up to date'}")
     return 0
 
 
@@ -64,25 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--root", required=True, help="dataset folder")
     info.set_defaults(func=_info)
 
-    tutorial = sub.add_parser("tutorial", help="run every notebook in order with papermill into runs/<profile>/")
+    tutorial = sub.add_parser("tutorial", help="run every notebook in order with papermill into runs/<profile>/",
+                              description="Run the notebooks in order with papermill into runs/<profile>/<notebook>/ "
+                                          "and write runs/<profile>/results.md. Notebooks whose results are current "
+                                          "are skipped. Full profile: launch the training steps with torchrun "
+                                          "first, see docs/full_profile.md.")
     tutorial.add_argument("--profile", choices=PROFILES, default="tiny")
     tutorial.add_argument("--force", action="store_true", help="re-run notebooks whose results are current")
+    tutorial.add_argument("--retrain", action="store_true",
+                          help="also pass FORCE_RETRAIN=True: retrain instead of loading finished checkpoints")
+    tutorial.add_argument("--only", default=None, metavar="03,04", help="comma-separated notebooks to run")
     tutorial.add_argument("--device", default="auto")
-    tutorial.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
+    tutorial.add_argument("--seed", type=int, default=0)
+    tutorial.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
+    tutorial.add_argument("--runs-root", default=None, help="runs root (default: $REID_LAB_RUNS or runs/)")
+    tutorial.add_argument("--notebook-dir", default=None, help="folder of NN_*.ipynb notebooks (default: notebooks/)")
+    tutorial.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: no limit)")
+    tutorial.add_argument("--update-readme", action="store_true",
+                          help="write the results table between the README's <!-- results:<profile>:start/end --> "
+                               "markers (needs the whole tutorial)")
+    tutorial.add_argument("--readme", default=None, help="README to update (default: the checkout's README.md)")
+    tutorial.add_argument("notebooks", nargs="*", help="only these notebooks (numbers, names or paths; default: all)")
     tutorial.set_defaults(func=_tutorial)
 
-    try:  # later stages register their own sub-commands
-        from .ssl.cli import add_pretrain_parser
-    except ImportError:
-        pass
-    else:
-        add_pretrain_parser(sub)
-    try:
-        from .reid.cli import add_supervised_parsers
-    except ImportError:
-        pass
-    else:
-        add_supervised_parsers(sub)
+    from .reid.cli import add_supervised_parsers  # the stages register their own sub-commands
+    from .ssl.cli import add_pretrain_parser
+    from .usl.cli import add_usl_parsers
+
+    add_pretrain_parser(sub)
+    add_supervised_parsers(sub)
+    add_usl_parsers(sub)
     return parser
 
 

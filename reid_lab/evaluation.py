@@ -161,7 +161,7 @@ def _as_distmat(distmat: ArrayLike) -> np.ndarray:
         d = d.astype(np.float64)  # exact for |values| < 2**53
     elif d.dtype.kind != "f":
         raise TypeError(f"distmat must hold real numbers, got dtype {d.dtype}")
-    return d
+    return np.ascontiguousarray(d)  # the tie-breaking key view needs C order (column subsets, Fortran arrays)
 
 
 def _as_labels(x: ArrayLike, name: str, n: int, axis: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import paths
 
-__all__ = ["ASSETS", "PRETRAIN_NOTEBOOK", "dino_backbone", "shipped_backbone", "provenance"]
+__all__ = ["ASSETS", "PRETRAIN_NOTEBOOK", "dino_backbone", "notebook_backbone", "provenance", "ship_backbone", "shipped_backbone"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PRETRAIN_NOTEBOOK = "02_dino_ics_pretraining"
@@ -26,7 +26,7 @@ PRETRAIN_NOTEBOOK = "02_dino_ics_pretraining"
 
 def shipped_backbone(profile: str, arch: str) -> Path | None:
     """The checkpoint shipped for ``(profile, arch)``, or ``None`` when there is none."""
-    path = ASSETS / f"dino_{arch}_{profile}.pth"
+    path = ASSETS / f"dino_{arch}_{profile}.pth"  # read at call time so tests can point ASSETS elsewhere
     return path if path.is_file() else None
 
 
@@ -60,3 +60,30 @@ def dino_backbone(profile: str, arch: str, run_root: str | os.PathLike | None = 
         f"{PRETRAIN_NOTEBOOK} with PROFILE={profile!r} (or `reid-lab tutorial --profile {profile}`), or "
         f"`reid-lab pretrain --profile {profile} --arch {arch} --output <dir>` and pass <dir>/teacher_backbone.pth."
     )
+
+
+def ship_backbone(source: str | os.PathLike, profile: str, arch: str, record: dict[str, Any],
+                  assets: str | os.PathLike | None = None) -> Path:
+    """Copy a backbone checkpoint into the package assets as float16, with its provenance record next to it.
+
+    ``source`` is a :func:`reid_lab.models.make_checkpoint` file (e.g. ``teacher_backbone.pth`` of
+    ``reid-lab pretrain``); floating tensors are stored as float16 (half the size; loading casts back to the
+    model's dtype). ``record`` (command, config, seed, metrics…) is written as JSON with the file's SHA-256.
+    """
+    import hashlib
+
+    import torch
+
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise ValueError(f"{source} is not a reid_lab backbone checkpoint (expected a dict with a 'model' state dict)")
+    if checkpoint.get("arch") not in (None, arch):
+        raise ValueError(f"{source} holds arch {checkpoint.get('arch')!r}, not {arch!r}")
+    checkpoint["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    folder = Path(assets) if assets is not None else ASSETS
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"dino_{arch}_{profile}.pth"
+    torch.save(checkpoint, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    (folder / f"dino_{arch}_{profile}.json").write_text(json.dumps({**record, "sha256": digest}, indent=1) + "\n")
+    return target

@@ -386,3 +386,16 @@ def test_extract_features_cuda_bf16():
     ref, _, _ = extract_features(model.cpu(), loader, "cpu", progress=False)
     assert feats.dtype == torch.float32 and feats.device.type == "cpu"
     torch.testing.assert_close(feats, ref, rtol=0.05, atol=0.05)
+
+
+def test_evaluate_rank_accepts_non_contiguous_float32_distances():
+    """A column subset or a Fortran-ordered float32 matrix gives the same result as its C-ordered copy."""
+    rng = np.random.default_rng(0)
+    d = rng.random((4, 10)).astype(np.float32)
+    q_pids, g_pids = np.array([1, 2, 3, 1]), np.array([1, 2, 3, 4, 1, 2, 3, 4, 1, 2])
+    q_cams, g_cams = np.zeros(4, int), np.ones(10, int)
+    expected = evaluate_rank(np.ascontiguousarray(d[:, ::2]), q_pids, g_pids[::2], q_cams, g_cams[::2])
+    got = evaluate_rank(d[:, ::2], q_pids, g_pids[::2], q_cams, g_cams[::2])
+    assert got.mAP == expected.mAP and np.array_equal(got.cmc, expected.cmc)
+    fortran = evaluate_rank(np.asfortranarray(d), q_pids, g_pids, q_cams, g_cams)
+    assert fortran.mAP == evaluate_rank(d, q_pids, g_pids, q_cams, g_cams).mAP

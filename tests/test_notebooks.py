@@ -46,7 +46,8 @@ def check_01(m):
 
 def check_03(m):
     assert m["triplet_by_hand_matches_package"] is True
-    assert set(m["runs"]) == {"random", "DINO", "DINO+ICS"} and m["best_init"] in m["runs"]
+    assert set(m["runs"]) == {"random", "DINO", "random+ICS", "DINO+ICS"} and m["best_init"] in m["runs"]
+    assert len(m["headline"]) == len(m["runs"])
     for name, r in m["runs"].items():
         assert all(_fraction(r[k]) for k in ("mAP", "rank1", "rank5", "rank10", "mINP")), name
         assert r["seconds"] > 0
@@ -54,9 +55,54 @@ def check_03(m):
 
 
 # --- check_04 / check_05 (USL, UDA) go here ---
+def _check_usl_epochs(per_epoch, epochs):
+    assert [r["epoch"] for r in per_epoch] == list(range(1, epochs + 1))
+    for r in per_epoch:
+        assert r["num_clusters"] >= 0 and r["num_outliers"] >= 0 and _fraction(r["outlier_fraction"])
+        assert r["loss"] is None or math.isfinite(r["loss"])
+
+
+def check_04(m):
+    assert m["toy"]["by_hand_matches_package"] is True and m["toy"]["reciprocal_pairs"] > 0
+    jac = m["toy"]["jaccard"]
+    assert all(abs(jac[i][i]) < 1e-6 and all(0 <= jac[i][j] <= 1 and jac[i][j] == jac[j][i] for j in range(len(jac)))
+               for i in range(len(jac)))  # float32: the diagonal is 0 up to rounding
+    sweep = m["eps_sweep"]
+    assert [r["eps"] for r in sweep] == sorted(r["eps"] for r in sweep) and len(sweep) >= 3
+    # DBSCAN with a fixed min_samples: a larger eps can only turn outliers into cluster members
+    outliers = [r["num_outliers"] for r in sweep]
+    assert all(a >= b for a, b in zip(outliers, outliers[1:])), outliers
+    assert all(r["purity"] is None or _fraction(r["purity"]) for r in sweep)
+    for stage in ("initial", "final"):
+        assert _fraction(m[stage]["mAP"]) and _fraction(m[stage]["rank1"]), stage
+    assert _fraction(m["final"]["mINP"])
+    _check_usl_epochs(m["per_epoch"], m["epochs"])
+
+
+def check_05(m):
+    runs = m["runs"]
+    assert {r["direction"] for r in runs.values()} == set(m["directions"]) and len(m["directions"]) >= 1
+    assert {r["arch"] for r in runs.values()} == set(m["archs"]) and len(m["archs"]) == 2  # with and without ICS
+    for name, r in runs.items():
+        assert all(_fraction(r[k]) for k in ("source_mAP", "direct_mAP", "direct_rank1", "uda_mAP", "uda_rank1")), name
+        _check_usl_epochs(r["per_epoch"], r["uda_epochs"])
 
 
 # --- check_06 (visualization) goes here ---
+def check_06(m):
+    t, n = m["threshold"], m["num_patches"]
+    assert 0 < t <= 1 and n >= 1
+    assert "random init" in m["attention"]
+    for name, s in {**m["attention"], **m["ics_vs_patchify"]}.items():
+        assert 0 < s["entropy"] <= 1 + 1e-6 and 1 - 1e-6 <= s["peak"] <= n, name
+        # no head needs more patches than uniform attention does to hold a fraction t of the mass
+        assert 0 < s["mask_area"] <= t + 1 / n + 1e-6, name
+    best, worst = list(m["best_queries"].values()), list(m["worst_queries"].values())
+    assert best and worst and all(_fraction(v) for v in best + worst)
+    assert min(best) >= max(worst) and min(worst) <= m["mAP"] <= max(best)
+    assert _fraction(m["rank1"]) and _fraction(m["mINP"])
+    assert {"attention_stages.png", "ranks_best.png", "ranks_worst.png", "tsne.png"} <= {Path(f).name for f in m["figures"]}
+    assert all(Path(f).is_file() for f in m["figures"])
 
 
 CHECKS = {"00_data_and_evaluation": check_00, "01_cfs_analysis": check_01, "02_dino_ics_pretraining": check_02,

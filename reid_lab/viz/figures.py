@@ -1,4 +1,11 @@
-"""Figures. Every function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given."""
+"""Shared figure plumbing (:func:`_figure`, :func:`_save`) and the data-overview plots of notebooks 00–02.
+
+* :func:`camera_grid` — random images per camera;
+* :func:`cmc_curves` — CMC curves of several methods;
+* :func:`bar_chart` — a labelled bar chart with an optional reference line.
+
+Every function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given.
+"""
 from __future__ import annotations
 
 import os
@@ -7,8 +14,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+__all__ = ["bar_chart", "camera_grid", "cmc_curves"]
+
 
 def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
+    """``plt.subplots`` that falls back to the Agg backend outside notebooks and GUIs (headless runs)."""
     import matplotlib
 
     if not matplotlib.get_backend().lower().startswith(("module://", "inline", "nbagg", "widget", "qt", "tk")):
@@ -19,6 +29,7 @@ def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
 
 
 def _save(fig, save: str | os.PathLike | None):
+    """Write ``fig`` as a PNG to ``save`` (when given) and return it."""
     if save:
         fig.savefig(save, dpi=110, bbox_inches="tight")
     return fig

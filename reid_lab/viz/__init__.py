@@ -1,0 +1,61 @@
+"""Figures. Every plotting function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given.
+
+* :mod:`.figures` — camera grid, CMC curves, bar chart (notebooks 00–02) and the shared ``_figure``/``_save``;
+* :mod:`.attention` — last-block CLS attention per head, 60 %-mass masks and rollout for ViT / ViT+ICS at any
+  size and stride; a models × images grid (SPEC §6, USERS P10);
+* :mod:`.ranking` — rank lists with green / red / ignored borders, AP and INP per query, best / worst queries
+  (SPEC §4.6, USERS P11);
+* :mod:`.curves` — training curves from ``log.jsonl`` of several runs;
+* :mod:`.embedding` — t-SNE of features coloured by identity (and camera).
+"""
+from __future__ import annotations
+
+from .attention import (
+    REID_MEAN,
+    REID_STD,
+    AttentionMaps,
+    attention_maps,
+    mass_mask,
+    plot_attention_grid,
+    plot_attention_heads,
+    to_pixels,
+)
+from .curves import DEFAULT_METRICS, read_log, training_curves
+from .embedding import tsne
+from .figures import _figure, _save, bar_chart, camera_grid, cmc_curves  # noqa: F401 (_figure/_save: ssl uses them)
+from .ranking import (
+    STATUS_STYLE,
+    RankList,
+    best_and_worst_queries,
+    per_query_metrics,
+    plot_rank_lists,
+    rank_list,
+    rank_status,
+    select_queries,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "REID_MEAN",
+    "REID_STD",
+    "STATUS_STYLE",
+    "AttentionMaps",
+    "RankList",
+    "attention_maps",
+    "bar_chart",
+    "best_and_worst_queries",
+    "camera_grid",
+    "cmc_curves",
+    "mass_mask",
+    "per_query_metrics",
+    "plot_attention_grid",
+    "plot_attention_heads",
+    "plot_rank_lists",
+    "rank_list",
+    "rank_status",
+    "read_log",
+    "select_queries",
+    "to_pixels",
+    "training_curves",
+    "tsne",
+]

@@ -1,0 +1,56 @@
+"""reid_lab.zoo: which DINO backbone downstream notebooks get, and shipping one as float16 with provenance."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reid_lab import zoo
+from reid_lab.models import build_backbone, load_pretrained, make_checkpoint
+
+
+@pytest.fixture
+def assets(tmp_path, monkeypatch):
+    folder = tmp_path / "assets"
+    monkeypatch.setattr(zoo, "ASSETS", folder)
+    return folder
+
+
+def test_missing_backbone_names_the_notebook_that_makes_it(assets, tmp_path):
+    with pytest.raises(FileNotFoundError, match="02_dino_ics_pretraining"):
+        zoo.dino_backbone("smoke", "vit_tiny", tmp_path / "runs")
+
+
+def test_shipped_checkpoint_wins_over_the_notebook_output_and_loads_back(assets, tmp_path):
+    torch.manual_seed(0)
+    model = build_backbone("vit_tiny", img_size=(64, 32))
+    source = tmp_path / "teacher_backbone.pth"
+    torch.save(make_checkpoint(model), source)
+    produced = zoo.notebook_backbone("smoke", "vit_tiny", tmp_path / "runs")
+    produced.parent.mkdir(parents=True)
+    torch.save(make_checkpoint(model), produced)
+    assert zoo.dino_backbone("smoke", "vit_tiny", tmp_path / "runs") == produced
+
+    shipped = zoo.ship_backbone(source, "smoke", "vit_tiny", {"command": "reid-lab pretrain ...", "seed": 0})
+    assert zoo.dino_backbone("smoke", "vit_tiny", tmp_path / "runs") == shipped
+    assert zoo.dino_backbone("smoke", "vit_tiny", tmp_path / "runs", prefer_shipped=False) == produced
+    record = zoo.provenance("smoke", "vit_tiny")
+    assert record["seed"] == 0 and len(record["sha256"]) == 64
+    assert shipped.stat().st_size < 0.6 * source.stat().st_size          # float16 storage
+
+    restored = build_backbone("vit_tiny", img_size=(64, 32))
+    load_pretrained(restored, shipped)
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values()):
+        assert b.dtype == a.dtype, name
+        torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0)   # exactly the float16 rounding
+
+
+def test_ship_refuses_a_file_of_another_arch(assets, tmp_path):
+    source = tmp_path / "b.pth"
+    torch.save(make_checkpoint(build_backbone("vit_tiny", img_size=(64, 32))), source)
+    with pytest.raises(ValueError, match="vit_tiny"):
+        zoo.ship_backbone(source, "smoke", "vit_small", {})
+    with pytest.raises(ValueError, match="not a reid_lab backbone"):
+        torch.save({"weights": 1}, source)
+        zoo.ship_backbone(source, "smoke", "vit_tiny", {})
