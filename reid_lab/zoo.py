@@ -2,9 +2,10 @@
 
 Notebooks 03–06 start from a DINO backbone. In order of preference:
 
-1. a checkpoint shipped with the package under ``reid_lab/assets/`` (``dino_<arch>_<profile>.pth``): pre-trained
-   longer than a notebook cell may spend, with its provenance (command, config, seed, metrics) next to it in
-   ``dino_<arch>_<profile>.json``;
+1. a longer pre-trained checkpoint under ``reid_lab/assets/`` (``dino_<arch>_<profile>.pth``), longer than a
+   notebook cell may spend. Its provenance (command, config, seed, log, the fine-tuning study, sha256) is tracked
+   as ``dino_<arch>_<profile>.json``; the 3.8 MB checkpoint itself is not (the repository keeps files under 1 MB):
+   ``make tiny-dino`` re-runs the recorded command and puts it there;
 2. notebook 02's output, ``runs/<profile>/02_dino_ics_pretraining/dino_<arch>/teacher_backbone.pth``.
 
 >>> path = dino_backbone("tiny", "vit_tiny")          # doctest: +SKIP
