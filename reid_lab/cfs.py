@@ -210,6 +210,8 @@ def plot_score_histogram(scores: np.ndarray, groups: Sequence[str], *, bins: int
     """Histogram of CFS scores, one colour per group label (e.g. person / background / vehicle); returns the Figure."""
     import matplotlib.pyplot as plt
 
+    from .viz import _save
+
     scores, groups = np.asarray(scores), np.asarray(groups)
     fig, ax = plt.subplots(figsize=(6, 3.3))
     edges = np.histogram_bin_edges(scores, bins=bins)
@@ -220,15 +222,15 @@ def plot_score_histogram(scores: np.ndarray, groups: Sequence[str], *, bins: int
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=110, bbox_inches="tight")
-    return fig
+    return _save(fig, save)
 
 
 def plot_image_grid(paths: Sequence[str | os.PathLike], *, captions: Sequence[str] | None = None, cols: int = 12,
                     title: str = "", save: str | os.PathLike | None = None):
     """The images in a grid (reading order), with optional captions; returns the Figure."""
     import matplotlib.pyplot as plt
+
+    from .viz import _save
 
     rows = max(1, -(-len(paths) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.9), squeeze=False)
@@ -241,6 +243,4 @@ def plot_image_grid(paths: Sequence[str | os.PathLike], *, captions: Sequence[st
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=100, bbox_inches="tight")
-    return fig
+    return _save(fig, save, dpi=100)

@@ -13,6 +13,8 @@ def plot_finetune_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], *
     """Loss, ID accuracy and mAP (evaluated epochs) per epoch, one line per run; returns the Figure."""
     import matplotlib.pyplot as plt
 
+    from ..viz import _save
+
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     for name, hist in histories.items():
         epochs = [r["epoch"] for r in hist]
@@ -26,6 +28,4 @@ def plot_finetune_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], *
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=110, bbox_inches="tight")
-    return fig
+    return _save(fig, save)

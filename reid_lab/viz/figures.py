@@ -28,10 +28,10 @@ def _figure(nrows: int = 1, ncols: int = 1, **kwargs):
     return plt.subplots(nrows, ncols, **kwargs)
 
 
-def _save(fig, save: str | os.PathLike | None):
+def _save(fig, save: str | os.PathLike | None, dpi: int = 110):
     """Write ``fig`` as a PNG to ``save`` (when given) and return it."""
     if save:
-        fig.savefig(save, dpi=110, bbox_inches="tight")
+        fig.savefig(save, dpi=dpi, bbox_inches="tight")
     return fig
 
 
