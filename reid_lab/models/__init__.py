@@ -4,11 +4,13 @@
 * :class:`DINOHead`, :class:`BNNeckHead` — the DINO projection head and the TransReID BNNeck (:mod:`.heads`);
 * :func:`load_pretrained` — every published checkpoint format (:mod:`.weights`);
 * :func:`last_selfattention`, :func:`attention_rollout` — attention maps (:mod:`.attention`);
+* :func:`reestimate_bn` — BatchNorm statistics re-estimated on unlabelled images (:mod:`.batchnorm`);
 * :func:`export_onnx` — ONNX export with a parity check (:mod:`.export`).
 """
 from __future__ import annotations
 
 from .attention import attention_rollout, cls_attention_map, last_selfattention
+from .batchnorm import batchnorm_layers, reestimate_bn
 from .export import export_onnx
 from .heads import BNNeckHead, DINOHead, WeightNormLinear
 from .vit import ARCHS, ReIDViT, build_backbone, list_backbones
@@ -33,6 +35,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "WeightNormLinear",
     "attention_rollout",
+    "batchnorm_layers",
     "build_backbone",
     "cls_attention_map",
     "export_onnx",
@@ -42,5 +45,6 @@ __all__ = [
     "load_pretrained",
     "make_checkpoint",
     "read_checkpoint",
+    "reestimate_bn",
     "resize_pos_embed",
 ]
