@@ -19,10 +19,13 @@ from typing import Any
 
 from . import paths
 
-__all__ = ["ASSETS", "PRETRAIN_NOTEBOOK", "dino_backbone", "notebook_backbone", "provenance", "ship_backbone", "shipped_backbone"]
+__all__ = ["ASSETS", "FINETUNED", "PRETRAIN_NOTEBOOK", "dino_backbone", "finetuned_provenance", "notebook_backbone",
+           "provenance", "ship_backbone", "ship_finetuned", "shipped_backbone", "shipped_finetuned"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PRETRAIN_NOTEBOOK = "02_dino_ics_pretraining"
+# the four initialisations of notebook 03, as run-directory names: fine-tuned SynthMarket models shipped per profile
+FINETUNED = ("random", "dino", "random_ics", "dino_ics")
 
 
 def shipped_backbone(profile: str, arch: str) -> Path | None:
@@ -63,6 +66,48 @@ def dino_backbone(profile: str, arch: str, run_root: str | os.PathLike | None = 
     )
 
 
+def shipped_finetuned(profile: str, name: str) -> Path | None:
+    """The fine-tuned SynthMarket ReID model ``name`` shipped for ``profile`` (one of :data:`FINETUNED`), or ``None``.
+
+    These are the seed-0 runs of the course study (``make course``): notebook 03 loads them by default instead of
+    fine-tuning live, and notebooks 05–06 pick them up from notebook 03's run directory.
+    """
+    if name not in FINETUNED:
+        raise ValueError(f"unknown fine-tuned model {name!r}; shipped names: {', '.join(FINETUNED)}")
+    path = ASSETS / f"reid_{name}_{profile}.pth"
+    return path if path.is_file() else None
+
+
+def finetuned_provenance(profile: str, name: str) -> dict[str, Any] | None:
+    """The provenance record of a shipped fine-tuned model, or ``None``."""
+    path = ASSETS / f"reid_{name}_{profile}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _ship(source: str | os.PathLike, target: Path, record: dict[str, Any], arch: str) -> Path:
+    """Write ``source`` (a reid_lab checkpoint) to ``target`` as float16, and its provenance as ``target.json``."""
+    import hashlib
+
+    import torch
+
+    from .engine import save_checkpoint
+
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise ValueError(f"{source} is not a reid_lab checkpoint (expected a dict with a 'model' state dict)")
+    if checkpoint.get("arch") not in (None, arch):
+        raise ValueError(f"{source} holds arch {checkpoint.get('arch')!r}, not {arch!r}")
+    checkpoint["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    for key in ("optimizer", "scheduler", "rng"):  # a training checkpoint's state is not a course asset
+        checkpoint.pop(key, None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(checkpoint, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    record = {**record, "file": target.name, "bytes": target.stat().st_size, "sha256": digest}
+    target.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    return target
+
+
 def ship_backbone(source: str | os.PathLike, profile: str, arch: str, record: dict[str, Any],
                   assets: str | os.PathLike | None = None) -> Path:
     """Copy a backbone checkpoint into the package assets as float16, with its provenance record next to it.
@@ -71,20 +116,14 @@ def ship_backbone(source: str | os.PathLike, profile: str, arch: str, record: di
     ``reid-lab pretrain``); floating tensors are stored as float16 (half the size; loading casts back to the
     model's dtype). ``record`` (command, config, seed, metrics…) is written as JSON with the file's SHA-256.
     """
-    import hashlib
-
-    import torch
-
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
-        raise ValueError(f"{source} is not a reid_lab backbone checkpoint (expected a dict with a 'model' state dict)")
-    if checkpoint.get("arch") not in (None, arch):
-        raise ValueError(f"{source} holds arch {checkpoint.get('arch')!r}, not {arch!r}")
-    checkpoint["model"] = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     folder = Path(assets) if assets is not None else ASSETS
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"dino_{arch}_{profile}.pth"
-    torch.save(checkpoint, target)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    (folder / f"dino_{arch}_{profile}.json").write_text(json.dumps({**record, "sha256": digest}, indent=1) + "\n")
-    return target
+    return _ship(source, folder / f"dino_{arch}_{profile}.pth", record, arch)
+
+
+def ship_finetuned(source: str | os.PathLike, profile: str, name: str, arch: str, record: dict[str, Any],
+                   assets: str | os.PathLike | None = None) -> Path:
+    """Copy a fine-tuned ReID model (``model.pth`` of ``reid.train``) into the assets as float16 with provenance."""
+    if name not in FINETUNED:
+        raise ValueError(f"unknown fine-tuned model {name!r}; shipped names: {', '.join(FINETUNED)}")
+    folder = Path(assets) if assets is not None else ASSETS
+    return _ship(source, folder / f"reid_{name}_{profile}.pth", record, arch)

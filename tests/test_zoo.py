@@ -51,6 +51,29 @@ def test_ship_refuses_a_file_of_another_arch(assets, tmp_path):
     torch.save(make_checkpoint(build_backbone("vit_tiny", img_size=(64, 32))), source)
     with pytest.raises(ValueError, match="vit_tiny"):
         zoo.ship_backbone(source, "smoke", "vit_small", {})
-    with pytest.raises(ValueError, match="not a reid_lab backbone"):
+    with pytest.raises(ValueError, match="not a reid_lab checkpoint"):
         torch.save({"weights": 1}, source)
         zoo.ship_backbone(source, "smoke", "vit_tiny", {})
+
+
+def test_finetuned_course_model_ships_as_float16_without_training_state_and_loads(assets, tmp_path):
+    from reid_lab.reid import build_reid_model, load_reid_model, reid_checkpoint
+
+    torch.manual_seed(0)
+    model = build_reid_model("vit_tiny_ics", 5, (64, 32))
+    source = tmp_path / "model.pth"
+    torch.save({**reid_checkpoint(model), "optimizer": {"state": {}}}, source)
+    assert zoo.shipped_finetuned("smoke", "dino_ics") is None
+    shipped = zoo.ship_finetuned(source, "smoke", "dino_ics", "vit_tiny_ics", {"command": "make course", "seed": 0})
+    assert zoo.shipped_finetuned("smoke", "dino_ics") == shipped
+    record = zoo.finetuned_provenance("smoke", "dino_ics")
+    assert record["seed"] == 0 and record["file"] == shipped.name and record["bytes"] == shipped.stat().st_size
+    assert "optimizer" not in torch.load(shipped, weights_only=True)
+    restored = load_reid_model(shipped)
+    for (name, a), b in zip(model.state_dict().items(), restored.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="unknown fine-tuned model"):
+        zoo.shipped_finetuned("smoke", "imagenet")
+    with pytest.raises(ValueError, match="not 'vit_tiny'"):
+        zoo.ship_finetuned(source, "smoke", "dino", "vit_tiny", {})
