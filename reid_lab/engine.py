@@ -308,10 +308,16 @@ def _jsonable(value: Any) -> Any:
 
 def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None, enabled: bool = True,
              **kwargs: Any) -> Iterator[T]:
-    """A ``tqdm.auto`` bar that disappears when done (``leave=False``) and is silent when ``enabled`` is False."""
+    """A ``tqdm.auto`` bar that disappears when done (``leave=False``).
+
+    Silent when ``enabled`` is False or the environment variable ``REID_LAB_QUIET`` is set (notebooks set it in
+    :func:`reid_lab.notebook.start` so cell outputs carry results, not bars).
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+    quiet = os.environ.get("REID_LAB_QUIET", "") not in ("", "0")
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled or quiet, leave=False, dynamic_ncols=True,
+                **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------- schedules

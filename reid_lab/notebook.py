@@ -65,14 +65,22 @@ class Session:
         return self.run_dir.parent / notebook
 
 
+LOG_FILE = "notebook.log"  # everything logged at INFO and above while a notebook runs, in its run directory
+QUIET_ENV = "REID_LAB_QUIET"  # set by start(): trainers draw no progress bars (engine.progress reads it)
+
+
 def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", seed: int = 0,
-          device: str = "auto", log_level: int = logging.INFO) -> Session:
-    """Begin a notebook: validate the profile, seed, resolve folders, configure logging."""
+          device: str = "auto", log_level: int = logging.INFO, quiet: bool = True) -> Session:
+    """Begin a notebook: validate the profile, seed, resolve folders, configure logging.
+
+    With ``quiet`` (the default) the cell outputs stay readable: log records go to ``<run dir>/notebook.log``
+    (only warnings and errors also reach the notebook) and progress bars are off — the notebooks print what
+    they want a reader to see. ``quiet=False`` restores logs and bars in the notebook.
+    """
     if profile not in PROFILES:
         raise ValueError(f"PROFILE must be one of {PROFILES}, got {profile!r}")
     from .engine import resolve_device, seed_everything
 
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s", force=True)
     seed_everything(seed)
     session = Session(
         name=name,
@@ -82,6 +90,19 @@ def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", s
         device=str(resolve_device(device)),
         seed=seed,
     )
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if quiet:
+        session.run_dir.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(session.run_dir / LOG_FILE, mode="a")
+        to_file.setFormatter(logging.Formatter("%(asctime)s " + fmt))
+        to_notebook = logging.StreamHandler()
+        to_notebook.setLevel(logging.WARNING)
+        to_notebook.setFormatter(logging.Formatter(fmt))
+        logging.basicConfig(level=log_level, handlers=[to_file, to_notebook], force=True)
+        os.environ[QUIET_ENV] = "1"
+    else:
+        logging.basicConfig(level=log_level, format=fmt, force=True)
+        os.environ.pop(QUIET_ENV, None)
     logger.info("notebook %s | profile %s | device %s | run dir %s", name, profile, session.device, session.run_dir)
     return session
 

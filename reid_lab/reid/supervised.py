@@ -216,7 +216,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
         resume_path = ckpt_path if resume is True else Path(resume)
         if not resume_path.is_file():
             if resume is True:
-                logger.warning("resume requested but %s does not exist: starting from scratch", ckpt_path)
+                logger.info("resume requested but %s does not exist yet: starting from scratch", ckpt_path)
                 resume_path = None
             else:
                 raise FileNotFoundError(f"cannot resume: checkpoint {resume_path} does not exist")

@@ -337,7 +337,7 @@ def _resume_path(resume: bool | str | os.PathLike | None, default: Path) -> Path
     if resume is True:
         if default.is_file():
             return default
-        logger.warning("resume requested but %s does not exist: starting from scratch", default)
+        logger.info("resume requested but %s does not exist yet: starting from scratch", default)
         return None
     path = Path(resume)
     if not path.is_file():
