@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -51,18 +51,26 @@ def subsample_identities(dataset: ReIDDataset, num_ids: int | None, seed: int,
                        gallery=dataset.gallery, version=dataset.version)
 
 
-def finetune_curves(inits: Mapping[str, str | os.PathLike | None], dataset: ReIDDataset, *, seeds: Iterable[int],
+# a checkpoint for every seed, a random init (None), or one checkpoint per seed
+InitSource = Union[str, os.PathLike, None, Mapping[int, Union[str, os.PathLike]]]
+
+
+def finetune_curves(inits: Mapping[str, InitSource], dataset: ReIDDataset, *, seeds: Iterable[int],
                     cfg: SupervisedConfig, output_dir: str | os.PathLike, num_ids: int | None = None,
                     images_per_id: int | None = None, archs: Mapping[str, str] | None = None,
                     device: str = "cpu", resume: bool = True, progress: bool = False) -> dict[str, Any]:
     """Fine-tune every initialisation of ``inits`` (name → backbone checkpoint, ``None`` = random) per seed.
 
+    An initialisation may also map each seed to its own checkpoint (``{seed: path}``), e.g. a control built from
+    that seed's random weights.
+
     Every run uses ``cfg`` with ``seed`` replaced; ``archs`` may give an initialisation its own architecture
     (e.g. an ICS backbone). Runs are resumable (``output_dir/<name>/seed<k>``).
 
     Returns:
-        ``{"budgets": [epochs...], "curves": {name: [[mAP per budget] per seed]}, "rank1": {...}, "seeds": [...],
-        "num_ids", "images_per_id", "config"}`` — mAP and Rank-1 as fractions.
+        ``{"budgets": [epochs...], "curves": {name: [[mAP per budget] per seed]}, "rank1": {...}, "mINP": {...},
+        "seeds": [...], "num_ids", "images_per_id", "config", "runs": {name: [run folder per seed]}}`` — mAP,
+        Rank-1 and mINP as fractions.
     """
     import dataclasses
 
@@ -71,10 +79,15 @@ def finetune_curves(inits: Mapping[str, str | os.PathLike | None], dataset: ReID
         raise ValueError("finetune_curves needs at least one seed and one initialisation")
     curves: dict[str, list[list[float]]] = {name: [] for name in inits}
     rank1: dict[str, list[list[float]]] = {name: [] for name in inits}
+    minp: dict[str, list[list[float]]] = {name: [] for name in inits}
+    folders: dict[str, list[str]] = {name: [] for name in inits}
     budgets: list[int] = []
     for seed in seeds:
         subset = subsample_identities(dataset, num_ids, seed, images_per_id)
-        for name, weights in inits.items():
+        for name, source in inits.items():
+            weights = source.get(seed) if isinstance(source, Mapping) else source
+            if isinstance(source, Mapping) and weights is None:
+                raise KeyError(f"initialisation {name!r} has no checkpoint for seed {seed}")
             run_cfg = dataclasses.replace(cfg, seed=seed, arch=(archs or {}).get(name, cfg.arch))
             out = Path(output_dir) / name.replace(" ", "_").replace("+", "_") / f"seed{seed}"
             run = train(run_cfg, subset, out, device=device, pretrained=weights, resume=resume, progress=progress,
@@ -83,9 +96,11 @@ def finetune_curves(inits: Mapping[str, str | os.PathLike | None], dataset: ReID
             budgets = [h["epoch"] for h in evaluated]
             curves[name].append([h["mAP"] for h in evaluated])
             rank1[name].append([h["rank1"] for h in evaluated])
+            minp[name].append([h.get("mINP") for h in evaluated])
+            folders[name].append(str(out))
             logger.info("%s seed %d: mAP %s", name, seed, [round(100 * h["mAP"], 1) for h in evaluated])
-    return {"budgets": budgets, "curves": curves, "rank1": rank1, "seeds": seeds, "num_ids": num_ids,
-            "images_per_id": images_per_id, "config": dataclasses.asdict(cfg)}
+    return {"budgets": budgets, "curves": curves, "rank1": rank1, "mINP": minp, "seeds": seeds, "num_ids": num_ids,
+            "images_per_id": images_per_id, "config": dataclasses.asdict(cfg), "runs": folders}
 
 
 def summarize(result: Mapping[str, Any], reference: str | None = None) -> dict[str, Any]:

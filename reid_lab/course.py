@@ -1,0 +1,252 @@
+"""Course checkpoints: longer DINO runs, their controls and the study that measures them (issue #11).
+
+The tiny notebooks "train or load" (the UvA deep-learning notebooks' pattern): a notebook cell may spend a few
+minutes, DINO needs more, so this module pre-trains the tiny backbones longer with the project's own code, measures
+what each buys after fine-tuning (paired seeds), and ships the results in ``reid_lab/assets/`` as float16 files with
+their provenance (command, config, seed, per-epoch log, the study, device, minutes, sha256). ``make course``
+rebuilds everything from scratch; with ``--device cuda`` the same command runs on a GPU.
+
+    python -m reid_lab.course --profile tiny                               # all stages (make course)
+    python -m reid_lab.course --profile tiny --stage study --inits DINO+ICS --seeds 0 1 2   # one part, one process
+
+Stages, each resumable (a finished run is loaded, never trained twice — so parts can run in parallel processes
+and a final call assembles them):
+
+1. ``pretrain`` — DINO of ``vit_tiny_ics`` and ``vit_tiny`` with the profile's recipe (``config.py``, tiny
+   ``pretrain``) over the whole unlabelled pool;
+2. ``study`` — the tiny supervised recipe on all SynthMarket training ids from each initialisation of
+   :data:`INITS`, every seed, mAP / Rank-1 / mINP at every evaluation (:func:`reid.study.finetune_curves`).
+   ``random+ICS+BN`` is the control that separates learned weights from BatchNorm statistics: the very random
+   weights ``random+ICS`` starts from with each seed, their BN statistics re-estimated on the pool
+   (:func:`models.reestimate_bn`);
+3. ``ship`` — frozen k-NN of every initialisation, then the backbones and the seed-0 fine-tuned models into the
+   assets with the provenance record.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import engine, paths, zoo
+from .config import resolve, to_dict
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["INITS", "STUDY_NAME", "bn_control_backbone", "pretrain_backbones", "run_course", "run_study",
+           "ship_course"]
+
+# name → (ICS stem?, source): source None = random weights, "dino" = the course DINO backbone, "bn" = the control
+INITS: dict[str, tuple[bool, str | None]] = {
+    "random": (False, None),
+    "DINO": (False, "dino"),
+    "random+ICS": (True, None),
+    "random+ICS+BN": (True, "bn"),
+    "DINO+ICS": (True, "dino"),
+}
+# the fine-tuned models shipped for the notebooks (their run-directory names, zoo.FINETUNED)
+SHIPPED_FINETUNED = {"random": "random", "DINO": "dino", "random+ICS": "random_ics", "DINO+ICS": "dino_ics"}
+STUDY_NAME = "course_study.json"
+SEEDS = (0, 1, 2)
+
+
+def _arch(profile: str, ics: bool) -> str:
+    plain = resolve("supervised", profile).arch.removesuffix("_ics")
+    return plain + "_ics" if ics else plain
+
+
+def _pool(profile: str, data_root: str | os.PathLike | None):
+    from .data import LUPersonPool
+    from .data.profile import load_profile_data
+
+    data = load_profile_data(profile, data_root)
+    return data, LUPersonPool(data.pool_root)
+
+
+def pretrain_backbones(profile: str, output: Path, device: str, data_root: str | os.PathLike | None = None,
+                       archs: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
+    """Stage 1: DINO of the ICS and the plain backbone with the profile's recipe; returns ``{arch: PretrainResult}``."""
+    from .ssl import pretrain
+
+    _, pool = _pool(profile, data_root)
+    results = {}
+    for ics in archs:
+        arch = _arch(profile, ics)
+        cfg = resolve("pretrain", profile, arch=arch, seed=0)
+        logger.info("course: DINO %s, %d epochs over %d images", arch, cfg.epochs, len(pool))
+        results[arch] = pretrain(cfg, pool, output / f"dino_{arch}", device=device, resume=True, progress=False)
+    return results
+
+
+def bn_control_backbone(profile: str, seed: int, output: Path, device: str,
+                        data_root: str | os.PathLike | None = None, batches: int = 16) -> Path:
+    """The ``random+ICS+BN`` initialisation of ``seed``: the random ICS weights a fine-tune with this seed starts
+    from (same seeding and construction as :func:`reid.train`), BN statistics re-estimated on ``batches`` batches of
+    64 pool images (no gradient, the supervised test transform)."""
+    from torch.utils.data import DataLoader
+
+    from .data import ImageDataset, build_reid_transforms
+    from .data.base import Sample
+    from .models import build_backbone, make_checkpoint, reestimate_bn
+
+    path = output / "controls" / f"random_ics_bn_seed{seed}.pth"
+    if path.is_file():
+        return path
+    cfg = resolve("supervised", profile, arch=_arch(profile, True), seed=seed)
+    engine.seed_everything(cfg.seed)
+    backbone = build_backbone(cfg.arch, img_size=(cfg.height, cfg.width), drop_path_rate=cfg.drop_path_rate)
+    _, pool = _pool(profile, data_root)
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[: 64 * batches].tolist()
+    samples = [Sample(path=str(pool.samples[i]), pid=0, camid=0) for i in order]
+    loader = DataLoader(ImageDataset(samples, build_reid_transforms(cfg.height, cfg.width, train=False)),
+                        batch_size=64)
+    reestimate_bn(backbone.to(device), loader, device)
+    engine.save_checkpoint(make_checkpoint(backbone.cpu(), source="random_bn_reestimated", seed=seed,
+                                           pool_images=len(samples)), path)
+    return path
+
+
+def _init_sources(profile: str, output: Path, names: list[str], seeds: list[int], device: str,
+                  data_root: str | os.PathLike | None) -> dict[str, Any]:
+    sources: dict[str, Any] = {}
+    for name in names:
+        ics, source = INITS[name]
+        if source is None:
+            sources[name] = None
+        elif source == "dino":
+            path = output / f"dino_{_arch(profile, ics)}" / "teacher_backbone.pth"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist: run the pretrain stage first")
+            sources[name] = path
+        else:
+            sources[name] = {s: bn_control_backbone(profile, s, output, device, data_root) for s in seeds}
+    return sources
+
+
+def run_study(profile: str, output: Path, device: str, names: list[str] | None = None,
+              seeds: list[int] | None = None, data_root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Stage 2: the paired fine-tuning study; returns :func:`reid.study.finetune_curves`'s dict."""
+    from .data.profile import load_profile_data
+    from .reid.study import finetune_curves
+
+    names, seeds = names or list(INITS), list(seeds or SEEDS)
+    unknown = sorted(set(names) - set(INITS))
+    if unknown:
+        raise ValueError(f"unknown initialisation(s) {unknown}; choose from {list(INITS)}")
+    data = load_profile_data(profile, data_root)
+    sources = _init_sources(profile, output, names, seeds, device, data_root)
+    cfg = resolve("supervised", profile)
+    return finetune_curves(sources, data.market, seeds=seeds, cfg=cfg, output_dir=output / "study",
+                           archs={n: _arch(profile, INITS[n][0]) for n in names}, device=device)
+
+
+def _frozen_knn(profile: str, output: Path, names: list[str], device: str,
+                data_root: str | os.PathLike | None) -> dict[str, dict[str, float]]:
+    from .data.profile import load_profile_data
+    from .models import build_backbone, load_pretrained
+    from .ssl import evaluate_retrieval
+
+    data = load_profile_data(profile, data_root)
+    sup = resolve("supervised", profile)
+    sources = _init_sources(profile, output, names, [0], device, data_root)
+    knn = {}
+    for name in names:
+        engine.seed_everything(0)
+        backbone = build_backbone(_arch(profile, INITS[name][0]), img_size=(sup.height, sup.width))
+        source = sources[name]
+        if source is not None:
+            load_pretrained(backbone, source[0] if isinstance(source, dict) else source)
+        r = evaluate_retrieval(backbone, data.market, (sup.height, sup.width), device)
+        knn[name] = {"mAP": r.mAP, "rank1": float(r.cmc[0])}
+    return knn
+
+
+def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str, Any], *, command: str,
+                device: str, minutes: dict[str, float]) -> list[Path]:
+    """Stage 3: backbones and seed-0 fine-tuned models into the assets, each with its provenance record."""
+    from .reid.study import format_summary, summarize
+
+    shipped = []
+    common = {"command": command, "device": device, "torch": torch.__version__, "machine": platform.machine(),
+              "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "study": {**study, "summary": summarize(study, "random+ICS"), "table": format_summary(study, "random+ICS"),
+                        "knn": knn}}
+    for ics in (True, False):
+        arch = _arch(profile, ics)
+        run = output / f"dino_{arch}"
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        cfg = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["config"]
+        record = {**common, "what": f"DINO teacher backbone of {arch}, course pre-training", "config": cfg,
+                  "seed": cfg["seed"], "log": log, "minutes": minutes.get(arch),
+                  "images_seen": sum(int(r["images_per_s"] * r["seconds"] + 0.5) for r in log)}
+        shipped.append(zoo.ship_backbone(run / "teacher_backbone.pth", profile, arch, record))
+    for name, folder in SHIPPED_FINETUNED.items():
+        if name not in study["curves"]:
+            continue
+        run = Path(study["runs"][name][study["seeds"].index(0)])
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        record = {**common, "what": f"SynthMarket fine-tune from {name} (the study's seed-0 run)",
+                  "config": study["config"] | {"arch": _arch(profile, INITS[name][0]), "seed": 0}, "seed": 0,
+                  "init": name, "log": log}
+        shipped.append(zoo.ship_finetuned(run / "model.pth", profile, folder, _arch(profile, INITS[name][0]), record))
+    return shipped
+
+
+def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, device: str = "cpu",
+               stages: tuple[str, ...] = ("pretrain", "study", "ship"), names: list[str] | None = None,
+               seeds: list[int] | None = None, data_root: str | os.PathLike | None = None,
+               command: str | None = None) -> dict[str, Any]:
+    """Run the requested stages; returns what they produced (see the module docstring)."""
+    output = Path(output) if output else paths.runs_root() / "course" / profile
+    device = str(engine.resolve_device(device))
+    command = command or "python -m reid_lab.course " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out: dict[str, Any] = {}
+    timings = output / "minutes.json"
+    minutes = json.loads(timings.read_text()) if timings.is_file() else {}
+    if "pretrain" in stages:
+        for ics in (True, False):
+            arch, began = _arch(profile, ics), time.perf_counter()
+            pretrain_backbones(profile, output, device, data_root, archs=(ics,))
+            minutes.setdefault(arch, round((time.perf_counter() - began) / 60, 1))  # the first (real) run's time
+        output.mkdir(parents=True, exist_ok=True)
+        timings.write_text(json.dumps(minutes))
+    if "study" in stages or "ship" in stages:
+        out["study"] = run_study(profile, output, device, names, seeds, data_root)
+        (output / STUDY_NAME).write_text(json.dumps(out["study"], indent=1))
+    if "ship" in stages:
+        knn = _frozen_knn(profile, output, list(out["study"]["curves"]), device, data_root)
+        out["shipped"] = ship_course(profile, output, out["study"], knn, command=command, device=device,
+                                     minutes=minutes)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reid_lab.course", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="tiny", choices=("smoke", "tiny"))
+    p.add_argument("--output", default=None, help="working folder (default: runs/course/<profile>)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--stage", action="append", choices=("pretrain", "study", "ship"),
+                   help="run only these stages (repeatable; default: all)")
+    p.add_argument("--inits", default=None, help=f"comma-separated subset of {', '.join(INITS)}")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--data-root", default=None)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_course(args.profile, args.output, args.device, tuple(args.stage or ("pretrain", "study", "ship")),
+               args.inits.split(",") if args.inits else None, args.seeds, args.data_root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
