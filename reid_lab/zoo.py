@@ -20,7 +20,7 @@ from typing import Any
 from . import paths
 
 __all__ = ["ASSETS", "FINETUNED", "PRETRAIN_NOTEBOOK", "dino_backbone", "finetuned_provenance", "notebook_backbone",
-           "provenance", "ship_backbone", "ship_finetuned", "shipped_backbone", "shipped_finetuned"]
+           "provenance", "ship_backbone", "ship_finetuned", "shipped_backbone", "shipped_finetuned", "finetuned_run"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PRETRAIN_NOTEBOOK = "02_dino_ics_pretraining"
@@ -127,3 +127,33 @@ def ship_finetuned(source: str | os.PathLike, profile: str, name: str, arch: str
         raise ValueError(f"unknown fine-tuned model {name!r}; shipped names: {', '.join(FINETUNED)}")
     folder = Path(assets) if assets is not None else ASSETS
     return _ship(source, folder / f"reid_{name}_{profile}.pth", record, arch)
+
+
+def finetuned_run(profile: str, name: str, folder: str | os.PathLike, dataset: Any, device: str, *,
+                  train: Any, force_retrain: bool = False, rerank: bool = True) -> dict[str, Any]:
+    """Train or load a fine-tuned SynthMarket model (notebook 03's four initialisations; UvA pattern).
+
+    Without ``force_retrain`` and with a shipped model for ``(profile, name)``, the model is placed in ``folder``
+    as ``model.pth`` + ``log.jsonl`` (what :func:`reid_lab.reid.train` leaves there, so notebooks 05–06 find it) and
+    evaluated now; otherwise ``train()`` (a zero-argument callable returning :func:`reid_lab.reid.train`'s dict)
+    runs. Returns that dict with ``"source"``: ``"shipped"`` or ``"trained"``.
+    """
+    import shutil
+
+    from .reid import evaluate, load_reid_model
+
+    shipped = None if force_retrain else shipped_finetuned(profile, name)
+    if shipped is None:
+        return {**train(), "source": "trained"}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shipped, folder / "model.pth")
+    record = finetuned_provenance(profile, name) or {}
+    history = record.get("log", [])
+    (folder / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history))
+    model = load_reid_model(folder / "model.pth").to(device)
+    height, width = model.base.patch_embed.img_size
+    metrics = evaluate(model, dataset, device, height=height, width=width, rerank=rerank, progress=False)
+    return {"model": model, "history": history, "metrics": metrics, "model_path": folder / "model.pth",
+            "epochs_done": len(history), "finished": True, "output_dir": folder, "source": "shipped",
+            "provenance": {k: record.get(k) for k in ("command", "device", "made", "init", "seed", "sha256")}}

@@ -77,3 +77,33 @@ def test_finetuned_course_model_ships_as_float16_without_training_state_and_load
         zoo.shipped_finetuned("smoke", "imagenet")
     with pytest.raises(ValueError, match="not 'vit_tiny'"):
         zoo.ship_finetuned(source, "smoke", "dino", "vit_tiny", {})
+
+
+def test_finetuned_run_loads_the_shipped_model_where_the_notebooks_look_or_trains(assets, tmp_path):
+    from reid_lab.reid import build_reid_model, reid_checkpoint
+
+    class Split:  # enough query and gallery images for re-ranking's k1 = 20
+        def __init__(self, images):
+            from reid_lab.data.base import Sample
+            self.query = [Sample(str(p), i % 4, 0) for i, p in enumerate(images[:8])]
+            self.gallery = [Sample(str(p), i % 4, 1) for i, p in enumerate(images[8:])]
+
+    from PIL import Image
+    images = []
+    for i in range(24):
+        images.append(tmp_path / f"{i}.jpg")
+        Image.new("RGB", (32, 64), (10 * i, 80, 240 - 10 * i)).save(images[-1])
+    torch.manual_seed(0)
+    source = tmp_path / "model.pth"
+    torch.save(reid_checkpoint(build_reid_model("vit_tiny", 4, (64, 32))), source)
+    zoo.ship_finetuned(source, "smoke", "random", "vit_tiny", {"log": [{"epoch": 0, "loss": 1.5}], "seed": 0})
+    trained = []
+    run = zoo.finetuned_run("smoke", "random", tmp_path / "nb03" / "random", Split(images), "cpu",
+                            train=lambda: trained.append(1) or {"model": None})
+    assert run["source"] == "shipped" and not trained
+    assert (tmp_path / "nb03" / "random" / "model.pth").is_file()
+    assert json.loads((tmp_path / "nb03" / "random" / "log.jsonl").read_text()) == {"epoch": 0, "loss": 1.5}
+    assert 0 <= run["metrics"]["mAP"] <= 1 and "rerank_mAP" in run["metrics"]
+    again = zoo.finetuned_run("smoke", "random", tmp_path / "x", Split(images), "cpu", force_retrain=True,
+                              train=lambda: {"model": "live"})
+    assert again == {"model": "live", "source": "trained"}
