@@ -23,6 +23,10 @@ class ConfigError(ValueError):
     """A config value has the wrong type or lies outside its range (the message names field, value and expectation)."""
 
 
+class UnknownConfigKeyError(ConfigError, KeyError):
+    """An override names no field of the stage's config (a ``KeyError`` too, as before)."""
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Datasets and the synthetic worlds (SPEC §4.3, §7)."""
@@ -81,6 +85,7 @@ class PretrainConfig:
     local_crops_scale: tuple[float, float] = (0.05, 0.4)
     jitter_strength: float = 1.0  # scales DINO's colour jitter (SPEC §2.5); <1 = milder
     keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
+    keep_num: int | None = None  # keep this many head entries of the CFS list instead (official --keep_num)
     seed: int = 0
 
 
@@ -108,6 +113,7 @@ class SupervisedConfig:
     triplet_margin: float | None = None  # None = soft margin (NO_MARGIN: True)
     eval_period: int = 120
     rerank: bool = False
+    official_schedule: bool = False  # reproduce the official per-epoch lr off-by-one (SPEC §9.8)
     seed: int = 1234
 
 
@@ -236,7 +242,7 @@ def resolve(stage: str, profile: str = "full", **overrides: Any):
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise KeyError(
+        raise UnknownConfigKeyError(
             f"unknown {stage} config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
         )
     values = {**_PROFILE_OVERRIDES[profile].get(stage, {}), **overrides}
@@ -310,12 +316,22 @@ def validate(config: Any) -> Any:
     return dataclasses.replace(config, **fixed) if fixed else config
 
 
+def with_given(config: Any, **values: Any) -> Any:
+    """``config`` with the non-``None`` ``values`` replaced (and validated).
+
+    Trainers fold their keyword shortcuts (``jitter_strength=``, ``official_schedule=`` …) into the config with this,
+    so the config — saved in every checkpoint and compared on resume — is the one record of each setting.
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    return validate(dataclasses.replace(config, **given)) if given else config
+
+
 def to_dict(config) -> dict[str, Any]:
     """JSON-friendly dict of a config (tuples become lists)."""
     return dataclasses.asdict(config)
 
 
-__all__ = ["PROFILES", "STAGES", "ConfigError", "resolve", "validate", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
+__all__ = ["PROFILES", "STAGES", "ConfigError", "resolve", "validate", "with_given", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
            "USLConfig", "UDAConfig", "VizConfig"]
 
 
