@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from ..config import PROFILES, parse_overrides
@@ -97,7 +96,8 @@ def _run(stage: str, args: argparse.Namespace) -> int:
     num_workers = args.num_workers if args.num_workers is not None else resolve("data", args.profile).num_workers
     info, device = engine.init_distributed(args.device)
     try:
-        data = load_profile_data(args.profile, args.data_root, progress=not args.no_progress)
+        data = load_profile_data(args.profile, args.data_root, progress=not args.no_progress,
+                                 msmt_version=args.msmt_version)
         dataset = data.market if cfg.dataset == "market1501" else data.msmt
         output = (Path(args.output) if args.output
                   else paths.runs_root() / args.profile / f"{stage}_{cfg.dataset}_{cfg.arch}")
@@ -107,9 +107,6 @@ def _run(stage: str, args: argparse.Namespace) -> int:
             result = train_uda(cfg, dataset, args.source_checkpoint, output, **common)
         else:
             result = train_usl(cfg, dataset, output, init=args.init, **common)
-    except engine.NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     finally:
         engine.cleanup_distributed()
     if info.is_main:
