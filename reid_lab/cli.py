@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the statistics of a dataset folder")
     info.add_argument("--dataset", required=True, help="market1501, msmt17 or custom")
     info.add_argument("--root", required=True, help="dataset folder")
+    add_msmt_version(info)
     info.set_defaults(func=_info)
 
     tutorial = sub.add_parser("tutorial", help="run every notebook in order with papermill into runs/<profile>/",
@@ -97,13 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrain_parser(sub)
     add_supervised_parsers(sub)
     add_usl_parsers(sub)
-    for name, command in sub.choices.items():
+    for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of an error instead of one line")
-        if name in ("info", "train", "evaluate", "usl", "uda"):
-            command.add_argument("--msmt-version", choices=("auto", "v1", "v2"), default="auto",
-                                 help="MSMT17 release to use where a folder holds both (the paper's numbers are V1)")
     return parser
+
+
+def add_msmt_version(parser: argparse.ArgumentParser) -> None:
+    """``--msmt-version auto|v1|v2`` for the sub-commands that read MSMT17 (``info``, ``train``, ``usl`` …)."""
+    parser.add_argument("--msmt-version", choices=("auto", "v1", "v2"), default="auto",
+                        help="MSMT17 release where a folder holds both (the paper's numbers are on V1)")
 
 
 def _error_kinds() -> list[tuple[tuple[type[BaseException], ...], int, str]]:

@@ -13,6 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli import add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 __all__ = ["add_supervised_parsers", "run_train_cli", "run_evaluate_cli"]
@@ -25,6 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="market1501 | msmt17 | mm (= MSMT17 + Market train, SPEC §7.4); default: the profile's")
     p.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
+    add_msmt_version(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranked metrics")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per process (default: profile's)")

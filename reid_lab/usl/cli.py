@@ -17,6 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..cli import add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="tiny", help="config profile (default: tiny)")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="(target) dataset (default: the profile's)")
     p.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
+    add_msmt_version(p)
     p.add_argument("--arch", default=None, help="backbone, e.g. vit_small_ics (default: the profile's)")
     p.add_argument("--output", default=None, help="output folder (default: runs/<profile>/<usl|uda>_<dataset>_<arch>)")
     p.add_argument("--resume", action="store_true", help="continue from <output>/checkpoint.pth if it exists")
