@@ -369,6 +369,22 @@ def test_jitter_strength_is_recorded_in_the_config_and_checked_on_resume(pool, t
     assert "changed settings jitter_strength 0.5->1.0" in caplog.text
 
 
+def test_unreadable_pool_image_is_skipped_with_a_counted_warning(pool, tmp_path, caplog):
+    from reid_lab.data import DatasetError
+
+    good = sorted((pool / "images").iterdir())[0]
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    images = dino_train.MultiCropImages([good, empty, empty], transform=lambda image: image.size)
+    with caplog.at_level(logging.WARNING, logger="reid_lab.ssl.train"):
+        assert images[1] == Image.open(good).size  # the bad file's slot is filled by the next readable image
+    assert caplog.text.count(f"unreadable pre-training image (1 so far in this process): cannot read image "
+                             f"'{empty}'") == 1
+    assert "(2 so far" in caplog.text and images.skipped == 2
+    with pytest.raises(DatasetError, match="2 unreadable pre-training images in a row from index 1"):
+        dino_train.MultiCropImages([good, empty, empty], lambda image: image.size, max_consecutive_bad=2)[1]
+
+
 def test_trainer_step_ema_and_frozen_last_layer():
     cfg = small_cfg("vit_tiny_ics", freeze_last_layer=1)
     engine.seed_everything(0)

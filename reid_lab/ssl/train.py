@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -64,23 +63,37 @@ _STRUCTURAL = ("arch", "out_dim", "head_hidden_dim", "head_bottleneck_dim", "nor
 
 # ----------------------------------------------------------------------------------------------- data
 class MultiCropImages(Dataset):
-    """Unlabelled images → list of multi-crop tensors (one item per image)."""
+    """Unlabelled images → list of multi-crop tensors (one item per image).
 
-    def __init__(self, paths: Sequence[str | os.PathLike], transform: PersonMultiCrop):
+    An unreadable image (damaged after the pool was verified) is skipped with a warning naming it and counting the
+    skips of this process; the next image takes its place. After ``max_consecutive_bad`` unreadable images in a row
+    the pool is declared damaged with a :class:`~reid_lab.data.DatasetError`.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], transform: PersonMultiCrop, max_consecutive_bad: int = 10):
         self.paths = paths  # kept as given: LUPersonPool.samples is a lazy sequence (millions of files)
         self.transform = transform
+        self.max_consecutive_bad = max_consecutive_bad
+        self.skipped = 0  # per process (each DataLoader worker holds a copy)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> list[torch.Tensor]:
-        path = self.paths[index]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except OSError as err:
-            raise OSError(f"cannot read pre-training image {path}: {err}") from err
-        return self.transform(image)
+        from ..data import DatasetError, read_image
+
+        for offset in range(self.max_consecutive_bad):
+            try:
+                image = read_image(self.paths[(index + offset) % len(self.paths)])
+            except DatasetError as err:
+                self.skipped += 1
+                logger.warning("skipped an unreadable pre-training image (%d so far in this process): %s",
+                               self.skipped, err)
+                continue
+            return self.transform(image)
+        raise DatasetError(f"{self.max_consecutive_bad} unreadable pre-training images in a row from index {index} "
+                           f"({self.paths[index]}): the pool looks damaged; check it with LUPersonPool(root, "
+                           "verify='full')")
 
 
 def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | None = None,
