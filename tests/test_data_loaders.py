@@ -152,7 +152,7 @@ def test_pool_default_check_catches_an_empty_image_and_caches_verified_files(lup
     with pytest.raises(DatasetError, match=f"1 of 11 images cannot be read .*\n  {empty}: UnidentifiedImageError"):
         LUPersonPool(lup_root)
     empty.unlink()
-    cache = (lup_root / "images" / base.VERIFIED_CACHE_NAME).read_text().splitlines()
+    cache = (lup_root / base.VERIFIED_CACHE_NAME).read_text().splitlines()
     assert sorted(line.split("\t")[2] for line in cache) == [str(lup_root / "images" / n) for n in LUP_NAMES]
     calls: list[str] = []
     check = base._check_one

@@ -22,7 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
-from .base import VERIFIED_CACHE_NAME, DatasetError, Sample, VerifyMode, describe_folder, is_image_file, require_dir, verify_images
+from .base import (
+    VERIFIED_CACHE_NAME, DatasetError, Sample, VerifyMode, describe_folder, is_image_file, require_dir, verify_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +205,7 @@ class LUPersonPool:
         keep_num, keep_ratio: with a ranked list, exactly one: keep its first ``keep_num`` entries or
             ``round(len * keep_ratio)`` (official ``--keep_num``; 60 % in all released scripts).
         verify: image check, default ``"full"``: every kept file is decoded once (a ``tqdm`` bar over millions of
-            files) and recorded in ``images_dir/.reid_lab_verified.tsv`` (path, size, mtime), so later builds only
+            files) and recorded in ``root/.reid_lab_verified.tsv`` (path, size, mtime), so later builds only
             ``stat`` the files; see :func:`~reid_lab.data.base.verify_images`. ``"none"`` skips it.
         name: display name.
 
@@ -237,7 +239,7 @@ class LUPersonPool:
             self._check_entries(names)
         self.names: list[str] = names
         self.samples = PathSequence(self.images_dir, self.names)
-        verify_images(self.samples, verify, cache=self.images_dir / VERIFIED_CACHE_NAME)
+        verify_images(self.samples, verify, cache=Path(root).expanduser() / VERIFIED_CACHE_NAME)
         logger.info("built %s", self.summary())
 
     def _check_entries(self, names: list[str]) -> None:
