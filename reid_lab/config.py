@@ -331,7 +331,8 @@ def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-__all__ = ["PROFILES", "STAGES", "ConfigError", "resolve", "validate", "with_given", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
+__all__ = ["PROFILES", "STAGES", "ConfigError", "UnknownConfigKeyError", "resolve", "validate", "with_given", "to_dict",
+           "DataConfig", "PretrainConfig", "SupervisedConfig",
            "USLConfig", "UDAConfig", "VizConfig"]
 
 

@@ -481,11 +481,11 @@ def cosine_schedule(base_value: float, final_value: float, epochs: int, iters_pe
 
 
 __all__ = [
-    "CheckpointError", "CorruptCheckpointError", "DistInfo", "JsonlLog", "NonFiniteLossError", "TruncatedCheckpointError",
-    "UnsafeCheckpointError", "all_reduce_mean", "barrier", "broadcast_object", "capture_rng_state", "check_finite",
-    "cleanup_distributed", "cosine_schedule", "dist_info", "init_distributed", "load_checkpoint", "progress",
-    "compare_resume_config", "read_torch_file", "remove_orphan_temporaries", "resolve_device", "resume_source", "restore_rng_state", "save_checkpoint",
-    "seed_everything", "unwrap",
+    "CheckpointError", "CorruptCheckpointError", "DistInfo", "JsonlLog", "NonFiniteLossError",
+    "TruncatedCheckpointError", "UnsafeCheckpointError", "all_reduce_mean", "barrier", "broadcast_object",
+    "capture_rng_state", "check_finite", "cleanup_distributed", "compare_resume_config", "cosine_schedule",
+    "dist_info", "init_distributed", "load_checkpoint", "progress", "read_torch_file", "remove_orphan_temporaries",
+    "resolve_device", "restore_rng_state", "resume_source", "save_checkpoint", "seed_everything", "unwrap",
 ]
 
 

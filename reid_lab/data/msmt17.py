@@ -74,7 +74,8 @@ def find_msmt_root(root: str | os.PathLike, version: Literal["auto", "v1", "v2"]
     if len(wanted) > 1:
         raise DatasetError(
             "several MSMT17 releases found (" + "; ".join(f"{v} in {c}" for c, v in wanted) + "): pass "
-            "version='v1' or version='v2' (command line: --msmt-version v1|v2; the paper's numbers are on V1; mixing them costs 2-4 mAP)"
+            "version='v1' or version='v2' (command line: --msmt-version v1|v2; the paper's numbers are on V1; "
+            "mixing them costs 2-4 mAP)"
         )
     folder, ver = wanted[0]
     if folder != root:

@@ -107,8 +107,8 @@ def load_reid_model(path_or_ckpt: str | os.PathLike | Mapping[str, Any], *, arch
         raise CheckpointError(f"{source}: no state dict found (keys {sorted(ckpt)[:8]})")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     if not any(k.startswith("base.") for k in state):
-        raise CheckpointError(f"{source}: not a fine-tuned ReID model (no 'base.*' keys); for a backbone checkpoint use "
-                         "build_reid_model(arch, num_classes, pretrained=path)")
+        raise CheckpointError(f"{source}: not a fine-tuned ReID model (no 'base.*' keys); for a backbone checkpoint "
+                              "use build_reid_model(arch, num_classes, pretrained=path)")
     arch = arch or ckpt.get("arch") or infer_arch({k[5:]: v for k, v in state.items() if k.startswith("base.")}).name
     if img_size is None and ckpt.get("img_size") is not None:
         img_size = tuple(int(v) for v in ckpt["img_size"])
