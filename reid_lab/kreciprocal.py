@@ -36,8 +36,10 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 
 # Work budget of the triple generator, which bounds the working memory independently of N: at most this many
-# (i, j, k) triples per block (~50 bytes each, ~50 MB) and at most this many dense accumulator cells (float64).
-_TRIPLES_PER_BLOCK = 1 << 20
+# (i, j, k) triples per block (~40 bytes each, ~10 MB) and at most this many dense accumulator cells (float64).
+# Small blocks keep the triple arrays and the accumulator rows in cache: 2^18 ran the 3,000-point pseudo labels'
+# Jaccard step 1.5-2x faster than 2^20 (best of 3 on the loaded 2-core machine, same results).
+_TRIPLES_PER_BLOCK = 1 << 18
 _CELLS_PER_BLOCK = 1 << 24
 _DENSE_RATIO = 8  # sparse Jaccard blocks use a dense accumulator when cells <= _DENSE_RATIO x triples
 
