@@ -10,10 +10,21 @@ The dataclass defaults *are* the ``full`` profile; ``tiny`` and ``smoke`` list o
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
 PROFILES = ("smoke", "tiny", "full")
+
+
+class ConfigError(ValueError):
+    """A config value has the wrong type or lies outside its range (the message names field, value and expectation)."""
+
+
+class UnknownConfigKeyError(ConfigError, KeyError):
+    """An override names no field of the stage's config (a ``KeyError`` too, as before)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class PretrainConfig:
     local_crops_scale: tuple[float, float] = (0.05, 0.4)
     jitter_strength: float = 1.0  # scales DINO's colour jitter (SPEC §2.5); <1 = milder
     keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
+    keep_num: int | None = None  # keep this many head entries of the CFS list instead (official --keep_num)
     seed: int = 0
 
 
@@ -101,6 +113,7 @@ class SupervisedConfig:
     triplet_margin: float | None = None  # None = soft margin (NO_MARGIN: True)
     eval_period: int = 120
     rerank: bool = False
+    official_schedule: bool = False  # reproduce the official per-epoch lr off-by-one (SPEC §9.8)
     seed: int = 1234
 
 
@@ -234,11 +247,88 @@ def resolve(stage: str, profile: str = "full", **overrides: Any):
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - valid)
     if unknown:
-        raise KeyError(
+        raise UnknownConfigKeyError(
             f"unknown {stage} config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
         )
     values = {**_PROFILE_OVERRIDES[profile].get(stage, {}), **overrides}
-    return cls(**values)
+    return validate(cls(**values))
+
+
+# Integer fields that may be 0; every other int field is a count or a size and must be >= 1.
+_ZERO_OK_INTS = frozenset({"seed", "synth_seed", "warmup_epochs", "warmup_teacher_temp_epochs", "freeze_last_layer",
+                           "num_workers", "local_crops_number"})
+# Float fields that are fractions, momenta or probabilities: [0, 1]. Every other float is a rate/scale: >= 0.
+_UNIT_FLOATS = frozenset({"pool_off_domain", "momentum_teacher", "center_momentum", "momentum", "memory_momentum",
+                          "drop_path_rate", "label_smoothing", "warmup_lr_factor", "min_lr_factor", "keep_ratio",
+                          "eps", "threshold"})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(name: str, value: Any, hint: Any) -> tuple[Any, str | None]:
+    """``(value, None)`` with ints widened to float where a float is expected, or ``(value, expectation)``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None, None
+        inner = [a for a in args if a is not type(None)]
+        value, expected = _check(name, value, inner[0]) if len(inner) == 1 else (value, f"one of {inner}")
+        return value, expected and f"{expected} or None"
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (tuple, list)) or len(value) != len(args):
+            return value, f"a tuple of {len(args)} ({', '.join(a.__name__ for a in args)})"
+        checked = [_check(name, v, a) for v, a in zip(value, args)]
+        bad = next((e for _, e in checked if e), None)
+        return tuple(v for v, _ in checked), bad and f"a tuple of {len(args)} values, each {bad}"
+    if hint is bool:
+        return value, None if isinstance(value, bool) else "True or False"
+    if hint is int:
+        if name in _ZERO_OK_INTS:
+            return value, None if _is_int(value) and value >= 0 else "a non-negative int"
+        return value, None if _is_int(value) and value >= 1 else "a positive int"
+    if hint is float:
+        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+            return value, "a finite float"
+        if name in _UNIT_FLOATS:
+            return float(value), None if 0.0 <= value <= 1.0 else "a float in [0, 1]"
+        return float(value), None if value >= 0 else "a non-negative float"
+    if hint is str:
+        return value, None if isinstance(value, str) and value else "a non-empty str"
+    return value, None
+
+
+def validate(config: Any) -> Any:
+    """Check every field of a stage config against its annotation; return it (ints given for floats widened).
+
+    Counts and sizes must be positive ints (a few, such as ``seed`` or ``warmup_epochs``, may be 0), rates
+    non-negative floats, fractions and momenta in [0, 1], tuples of the annotated length; ``None`` only where
+    the annotation allows it. Raises :class:`ConfigError` listing every bad field with its value.
+    """
+    hints = typing.get_type_hints(type(config))
+    fixed, problems = {}, []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        checked, expected = _check(field.name, value, hints[field.name])
+        if expected:
+            problems.append(f"{field.name}={value!r} ({type(value).__name__}): expected {expected}")
+        elif checked is not value:
+            fixed[field.name] = checked
+    if problems:
+        raise ConfigError(f"invalid {type(config).__name__}: " + "; ".join(problems))
+    return dataclasses.replace(config, **fixed) if fixed else config
+
+
+def with_given(config: Any, **values: Any) -> Any:
+    """``config`` with the non-``None`` ``values`` replaced (and validated).
+
+    Trainers fold their keyword shortcuts (``jitter_strength=``, ``official_schedule=`` …) into the config with this,
+    so the config — saved in every checkpoint and compared on resume — is the one record of each setting.
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    return validate(dataclasses.replace(config, **given)) if given else config
 
 
 def to_dict(config) -> dict[str, Any]:
@@ -246,7 +336,8 @@ def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-__all__ = ["PROFILES", "STAGES", "resolve", "to_dict", "DataConfig", "PretrainConfig", "SupervisedConfig",
+__all__ = ["PROFILES", "STAGES", "ConfigError", "UnknownConfigKeyError", "resolve", "validate", "with_given", "to_dict",
+           "DataConfig", "PretrainConfig", "SupervisedConfig",
            "USLConfig", "UDAConfig", "VizConfig"]
 
 

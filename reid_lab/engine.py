@@ -7,9 +7,10 @@ trainers build on it. The pieces:
   python, numpy and torch (CPU + CUDA) generators back where they were;
 * :func:`resolve_device`, :func:`init_distributed` / :func:`cleanup_distributed` (torchrun's ``RANK`` /
   ``WORLD_SIZE`` / ``LOCAL_RANK``; gloo on CPU, nccl on CUDA), :func:`all_reduce_mean`;
-* :func:`save_checkpoint` (atomic: temporary file in the same folder + ``os.replace``) and
-  :func:`load_checkpoint` (``torch.load(weights_only=True)`` — checkpoints hold tensors and plain python
-  values only, never pickled objects);
+* :func:`save_checkpoint` (atomic: temporary file in the same folder + ``os.replace``; orphans of killed writes are
+  removed by :func:`remove_orphan_temporaries` when the next run starts) and :func:`load_checkpoint` /
+  :func:`read_torch_file` (``torch.load(weights_only=True)`` — checkpoints hold tensors and plain python values
+  only, never pickled objects; errors say corrupt, truncated or unsafe and name the path);
 * :class:`NonFiniteLossError` / :func:`check_finite` — the NaN/inf guard;
 * :class:`JsonlLog` — one JSON line per epoch (DINO's ``log.txt`` convention);
 * :func:`progress` — ``tqdm.auto`` bars that vanish when done and stay silent on non-zero ranks;
@@ -21,6 +22,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -193,6 +195,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_object(value: T) -> T:
+    """Rank 0's ``value`` on every rank (the value itself without a process group)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return value
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DDP / DataParallel wrapper (or the module itself)."""
     return model.module if hasattr(model, "module") and isinstance(model, torch.nn.Module) else model
@@ -222,21 +233,155 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary unpickling)."""
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the path and what is wrong with it."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is not a PyTorch checkpoint (random bytes, another format, damaged data)."""
+
+
+class TruncatedCheckpointError(CheckpointError):
+    """The file ends early (empty, or a zip archive without its end): typically a killed or failed write."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file needs arbitrary unpickling (classes beyond tensors and plain containers) and was refused."""
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # torch's pre-1.6 format: a pickled magic number (protocol 2, LONG1)
+
+
+def _checkpoint_failure(path: Path, err: Exception) -> CheckpointError:
+    """Tell corrupt, truncated and unsafe apart for a file ``torch.load(weights_only=True)`` refused."""
+    import zipfile
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if size == 0:
+        return TruncatedCheckpointError(f"checkpoint {path} is empty (0 bytes): the write that produced it was "
+                                        "interrupted; use an earlier checkpoint or train again")
+    if head == _ZIP_MAGIC:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return TruncatedCheckpointError(
+                f"checkpoint {path} is truncated ({size:,} bytes, the zip archive has no end): the write was "
+                "interrupted or the copy is incomplete; copy it again or use an earlier checkpoint")
+        if damaged is not None:
+            return CorruptCheckpointError(f"checkpoint {path} is corrupt: entry {damaged} fails its CRC check")
+    elif head != _LEGACY_MAGIC:
+        return CorruptCheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (it starts with bytes "
+                                      f"{head!r}, expected a zip archive {_ZIP_MAGIC!r}); corrupt or another format")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    message = next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else repr(err))
+    if "Weights only load failed" in str(err) and isinstance(err, pickle.UnpicklingError):
+        return UnsafeCheckpointError(
+            f"refusing to load {path}: it contains Python objects that can only be restored by running arbitrary "
+            f"code while unpickling (torch.load(weights_only=True) said: {message}). reid_lab never unpickles such "
+            "files. If you trust where the file comes from, convert it once in a separate script: obj = "
+            "torch.load(path, weights_only=False); torch.save(<its state dict of tensors>, new_path) — then load "
+            "new_path.")
+    if isinstance(err, (EOFError, pickle.UnpicklingError)) and head == _LEGACY_MAGIC:
+        return TruncatedCheckpointError(f"checkpoint {path} (legacy format) ends early: {message}")
+    return CorruptCheckpointError(f"checkpoint {path} is corrupt: {type(err).__name__}: {message}")
+
+
+def read_torch_file(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    safe_globals: Iterable[Any] = ()) -> Any:
+    """``torch.load(weights_only=True)`` that names the path and tells corrupt / truncated / unsafe apart.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: :class:`CorruptCheckpointError`, :class:`TruncatedCheckpointError` or
+            :class:`UnsafeCheckpointError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError / RuntimeError with long messages
-        raise RuntimeError(
-            f"could not load checkpoint {path} with weights_only=True (corrupt file, or it holds pickled "
-            f"python objects that are not tensors/plain values): {err}"
-        ) from err
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, KeyError, AttributeError,
+            IndexError, TypeError) as err:
+        raise _checkpoint_failure(path, err) from err
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint with :func:`read_torch_file` (no arbitrary unpickling); it must hold a dict."""
+    obj = read_torch_file(path, map_location)
     if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+        raise CorruptCheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def resume_source(resume: bool | str | os.PathLike | None, default: Path) -> Path | None:
+    """The checkpoint to resume from: ``True`` → ``default`` if it exists (else None, with a warning); a path → that
+    file (which must exist); ``False``/``None`` → None."""
+    if resume in (None, False, ""):
+        return None
+    if resume is True:
+        if default.is_file():
+            return default
+        logger.info("resume requested but %s does not exist yet: starting from scratch", default)
+        return None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: checkpoint {path} does not exist")
+    return path
+
+
+def _as_tuples(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _as_tuples(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+_MISSING = "<not recorded>"
+
+
+def compare_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any], path: str | os.PathLike, *,
+                          structural: Iterable[str], quiet: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """Compare the full config saved in a checkpoint with the current one; return the changed fields.
+
+    A change of a ``structural`` field (network shapes, batch layout) raises ``ValueError``: the checkpoint cannot
+    be resumed. Any other changed field — including one the checkpoint does not record — is logged as a warning
+    (the run will not match an uninterrupted one), except those in ``quiet`` (e.g. ``epochs`` for extending a run).
+    Lists and tuples compare equal (checkpoints store tuples as lists).
+    """
+    old, new = _as_tuples(dict(saved)), _as_tuples(dict(current))
+    changed = {k: (old.get(k, _MISSING), new.get(k, _MISSING)) for k in sorted(set(old) | set(new))
+               if old.get(k, _MISSING) != new.get(k, _MISSING)}
+    clash = {k: v for k, v in changed.items() if k in set(structural)}
+    if clash:
+        details = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in clash.items())
+        raise ValueError(f"cannot resume from {path}: the network or batch layout differs ({details})")
+    loud = {k: v for k, v in changed.items() if k not in set(quiet)}
+    if loud:
+        logger.warning("resuming %s with changed settings %s: the run will not match an uninterrupted one", path,
+                       ", ".join(f"{k} {a!r}->{b!r}" for k, (a, b) in loud.items()))
+    return changed
+
+
+_TEMPORARY_PATTERNS = (".*.tmp", "*.jsonl.tmp")  # save_checkpoint's mkstemp names, JsonlLog.truncate's
+
+
+def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that interrupted atomic writes left in ``folder``; return them.
+
+    Only safe while no other process writes there: :mod:`reid_lab.runlock` calls it once it holds the lock.
+    """
+    folder = Path(folder)
+    removed = sorted({p for pattern in _TEMPORARY_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+    for orphan in removed:
+        orphan.unlink(missing_ok=True)
+        logger.warning("removed %s, left by an interrupted write", orphan)
+    return removed
 
 
 # ----------------------------------------------------------------------------------------------- NaN guard
@@ -342,9 +487,11 @@ def cosine_schedule(base_value: float, final_value: float, epochs: int, iters_pe
 
 
 __all__ = [
-    "DistInfo", "JsonlLog", "NonFiniteLossError", "all_reduce_mean", "barrier", "capture_rng_state", "check_finite",
-    "cleanup_distributed", "cosine_schedule", "dist_info", "init_distributed", "load_checkpoint", "progress",
-    "resolve_device", "restore_rng_state", "save_checkpoint", "seed_everything", "unwrap",
+    "CheckpointError", "CorruptCheckpointError", "DistInfo", "JsonlLog", "NonFiniteLossError",
+    "TruncatedCheckpointError", "UnsafeCheckpointError", "all_reduce_mean", "barrier", "broadcast_object",
+    "capture_rng_state", "check_finite", "cleanup_distributed", "compare_resume_config", "cosine_schedule",
+    "dist_info", "init_distributed", "load_checkpoint", "progress", "read_torch_file", "remove_orphan_temporaries",
+    "resolve_device", "restore_rng_state", "resume_source", "save_checkpoint", "seed_everything", "unwrap",
 ]
 
 

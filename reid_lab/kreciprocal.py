@@ -36,8 +36,10 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 
 # Work budget of the triple generator, which bounds the working memory independently of N: at most this many
-# (i, j, k) triples per block (~50 bytes each, ~50 MB) and at most this many dense accumulator cells (float64).
-_TRIPLES_PER_BLOCK = 1 << 20
+# (i, j, k) triples per block (~40 bytes each, ~10 MB) and at most this many dense accumulator cells (float64).
+# Small blocks keep the triple arrays and the accumulator rows in cache: 2^18 ran the 3,000-point pseudo labels'
+# Jaccard step 1.5-2x faster than 2^20 (best of 3 on the loaded 2-core machine, same results).
+_TRIPLES_PER_BLOCK = 1 << 18
 _CELLS_PER_BLOCK = 1 << 24
 _DENSE_RATIO = 8  # sparse Jaccard blocks use a dense accumulator when cells <= _DENSE_RATIO x triples
 
@@ -139,40 +141,65 @@ def _blocks(row_triples: np.ndarray, n_targets: int, max_cells: int | None) -> I
         r0 = r1
 
 
-def _block_triples(
-    v: sp.csr_matrix, vt: sp.csr_matrix, r0: int, r1: int, starts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (local row, target j, min(V_ik, W_jk)) triples of rows r0..r1 of ``v`` through the inverted index.
+class _InvertedIndex:
+    """Column k of V as a run of (row j, V_jk), rows ascending: CSC arrays with int64 rows and float64 values.
 
-    ``vt`` is the inverted index (row k of ``vt`` lists (j, W_jk) sorted by j); ``starts[e]`` is where entry e of
-    the block starts reading its list (allows skipping j <= i for symmetric problems).
+    Stored at the widths the triple generator works in, so no triple needs a conversion pass.
+    """
+
+    def __init__(self, indptr: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+        self.indptr = indptr
+        self.rows = rows.astype(np.int64)
+        self.values = values.astype(np.float64)
+
+
+def _block_triples(
+    v: sp.csr_matrix, v_values: np.ndarray, inv: _InvertedIndex, r0: int, r1: int, starts: np.ndarray, n_cols: int,
+    col0: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j, min(V_ik, W_jk)) triples of rows r0..r1 of ``v`` through the inverted index, as accumulator keys.
+
+    Returns ``key = (i - r0) * n_cols + (j - col0)`` and the minima (float64, exact copies of the float32 values).
+    ``starts[e]`` is where entry e of the block starts reading its column's run (allows skipping j <= i for
+    symmetric problems). Fused to the fewest passes over the triples, the dominant cost (ten per triple).
     """
     e0, e1 = v.indptr[r0], v.indptr[r1]
-    count = vt.indptr[v.indices[e0:e1] + 1] - starts
-    total = int(count.sum())
-    local_row = np.repeat(np.arange(r1 - r0, dtype=np.int64), np.diff(v.indptr[r0 : r1 + 1]))
+    count = inv.indptr[v.indices[e0:e1] + 1] - starts
+    ends = np.cumsum(count)
     # positions in the inverted index: consecutive runs starts[e] .. starts[e] + count[e]
-    pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(count) - count), count)
-    mins = np.minimum(np.repeat(v.data[e0:e1], count), vt.data[pos]).astype(np.float64)
-    return np.repeat(local_row, count), vt.indices[pos], mins
+    pos = np.repeat(starts - (ends - count), count)
+    pos += np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    local_row = np.repeat(np.arange(r1 - r0, dtype=np.int64), np.diff(v.indptr[r0 : r1 + 1]))
+    key = inv.rows[pos]
+    key += np.repeat(local_row * n_cols - col0, count)
+    mins = inv.values[pos]
+    np.minimum(mins, np.repeat(v_values[e0:e1], count), out=mins)
+    return key, mins
 
 
 def _sum_pairs(
-    row: np.ndarray, target: np.ndarray, mins: np.ndarray, n_rows: int, n_cols: int
+    key: np.ndarray, mins: np.ndarray, n_rows: int, n_cols: int, min_sum: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum ``mins`` over duplicate (row, target) pairs; returns (row, target, sum) sorted row-major.
+    """Sum ``mins`` over duplicate keys; returns (row, col, sum) of the sums ``>= min_sum`` (all non-zero ones for
+    0), sorted row-major.
 
     Dense ``np.bincount`` accumulator when the block is dense enough (cheap per triple, costs a pass over
-    n_rows x n_cols cells), else scipy's COO -> CSR conversion (sorts within rows, no dense cells).
+    n_rows x n_cols cells), else scipy's COO -> CSR conversion (sorts within rows, no dense cells); both add the
+    triples of a pair in the order given (k ascending).
     """
     cells = n_rows * n_cols
     if cells <= _DENSE_RATIO * len(mins):
-        acc = np.bincount(row * n_cols + target, weights=mins, minlength=cells)
-        flat = np.flatnonzero(acc)
+        acc = np.bincount(key, weights=mins, minlength=cells)
+        flat = np.flatnonzero(acc >= min_sum if min_sum > 0 else acc)
         r = flat // n_cols
         return r, flat - r * n_cols, acc[flat]
-    csr = sp.csr_matrix((mins, (row, target)), shape=(n_rows, n_cols))
-    return np.repeat(np.arange(n_rows), np.diff(csr.indptr)), csr.indices, csr.data
+    rows = key // n_cols
+    csr = sp.csr_matrix((mins, (rows, key - rows * n_cols)), shape=(n_rows, n_cols))
+    r, c, sums = np.repeat(np.arange(n_rows), np.diff(csr.indptr)), csr.indices, csr.data
+    if min_sum > 0:
+        keep = sums >= min_sum
+        r, c, sums = r[keep], c[keep], sums[keep]
+    return r, c, sums
 
 
 def min_sums_dense(vq: sp.csr_matrix, vg: sp.csr_matrix) -> np.ndarray:
@@ -180,17 +207,19 @@ def min_sums_dense(vq: sp.csr_matrix, vg: sp.csr_matrix) -> np.ndarray:
     is accumulated in float64)."""
     vt = vg.T.tocsr()  # inverted index: column k -> (target j, V_jk)
     vt.sort_indices()
+    inv = _InvertedIndex(vt.indptr, vt.indices, vt.data)
     cols = vq.indices
     per_entry = vt.indptr[cols + 1] - vt.indptr[cols]
     row_of_entry = np.repeat(np.arange(vq.shape[0]), np.diff(vq.indptr))
     row_triples = np.bincount(row_of_entry, weights=per_entry, minlength=vq.shape[0])
     ng = vg.shape[0]
+    q_values = vq.data.astype(np.float64)
     out = np.empty((vq.shape[0], ng), dtype=np.float32)
     for r0, r1 in _blocks(row_triples, ng, _CELLS_PER_BLOCK):
         e0, e1 = vq.indptr[r0], vq.indptr[r1]
-        local_row, target, mins = _block_triples(vq, vt, r0, r1, vt.indptr[cols[e0:e1]])
+        key, mins = _block_triples(vq, q_values, inv, r0, r1, vt.indptr[cols[e0:e1]], ng, 0)
         # dense accumulator: the output block is dense anyway
-        out[r0:r1] = np.bincount(local_row * ng + target, weights=mins, minlength=(r1 - r0) * ng).reshape(r1 - r0, ng)
+        out[r0:r1] = np.bincount(key, weights=mins, minlength=(r1 - r0) * ng).reshape(r1 - r0, ng)
     return out
 
 
@@ -215,21 +244,29 @@ def jaccard_sparse(v: sp.csr_matrix, max_distance: float | None = None) -> sp.cs
     ids_t = ids.T.tocsr()  # structural transpose: keeps every entry, rows sorted by j
     where = np.empty(v.nnz, dtype=np.int64)
     where[ids_t.data - 1] = np.arange(v.nnz, dtype=np.int64)
-    vt = sp.csr_matrix((v.data[ids_t.data - 1], ids_t.indices, ids_t.indptr), shape=ids_t.shape)
+    inv = _InvertedIndex(ids_t.indptr, ids_t.indices, v.data[ids_t.data - 1])
+    del ids, ids_t
     starts_all = where + 1
-    per_entry = vt.indptr[v.indices + 1] - starts_all
+    per_entry = inv.indptr[v.indices + 1] - starts_all
     row_of_entry = np.repeat(np.arange(n, dtype=np.int64), np.diff(v.indptr))
     row_triples = np.bincount(row_of_entry, weights=per_entry, minlength=n)
 
     diag_s = np.bincount(row_of_entry, weights=v.data, minlength=n)  # S_ii = sum_k V_ik (float64)
+    # d <= max_distance  <=>  S >= 2 (1 - max_distance) / (2 - max_distance); a margin far above rounding keeps
+    # every candidate, the exact test on d below decides
+    min_sum = 0.0
+    if max_distance is not None and max_distance < 1:
+        min_sum = max(0.0, 2 * (1 - max_distance) / (2 - max_distance) - 1e-4)
+    v_values = v.data.astype(np.float64)
     up_rows, up_cols, up_vals = [], [], []
     n_triples = 0
     for r0, r1 in _blocks(row_triples, n, _CELLS_PER_BLOCK):
         e0, e1 = v.indptr[r0], v.indptr[r1]
-        local_row, target, mins = _block_triples(v, vt, r0, r1, starts_all[e0:e1])
-        n_triples += len(mins)
         # targets j > i >= r0 only: accumulate over columns r0..n
-        li, j, sums = _sum_pairs(local_row, target - r0, mins, r1 - r0, n - r0)
+        key, mins = _block_triples(v, v_values, inv, r0, r1, starts_all[e0:e1], n - r0, r0)
+        n_triples += len(mins)
+        li, j, sums = _sum_pairs(key, mins, r1 - r0, n - r0, min_sum)
+        del key, mins
         j = j + r0
         d = jaccard_from_sums(sums).astype(np.float32)
         if max_distance is not None:

@@ -63,3 +63,28 @@ def test_parse_overrides_reads_literals_and_bare_strings():
         "base_lr": 0.1, "arch": "vit_tiny", "global_size": (64, 32)}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         config.parse_overrides(["oops"])
+
+
+@pytest.mark.parametrize("stage, override, expected", [
+    ("pretrain", {"epochs": "ten"}, r"epochs='ten' \(str\): expected a positive int"),
+    ("pretrain", {"base_lr": "fast"}, r"base_lr='fast' \(str\): expected a finite float"),
+    ("supervised", {"epochs": -3}, r"epochs=-3 \(int\): expected a positive int"),
+    ("supervised", {"base_lr": -0.1}, r"base_lr=-0.1 \(float\): expected a non-negative float"),
+    ("usl", {"eps": 1.5}, r"eps=1.5 \(float\): expected a float in \[0, 1\]"),
+    ("usl", {"k1": True}, r"k1=True \(bool\): expected a positive int"),
+    ("pretrain", {"global_size": (64,)}, r"global_size=\(64,\) \(tuple\): expected a tuple of 2 \(int, int\)"),
+    ("pretrain", {"keep_ratio": "all"}, r"keep_ratio='all' .*expected a finite float or None"),
+    ("supervised", {"rerank": "yes"}, r"rerank='yes' \(str\): expected True or False"),
+    ("data", {"num_workers": -1}, r"num_workers=-1 \(int\): expected a non-negative int"),
+])
+def test_resolve_rejects_wrong_types_and_ranges(stage, override, expected):
+    with pytest.raises(config.ConfigError, match=expected):
+        config.resolve(stage, "tiny", **override)
+
+
+def test_resolve_accepts_none_ints_for_floats_and_lists_for_tuples():
+    cfg = config.resolve("pretrain", "tiny", keep_ratio=None, base_lr=1, global_size=[64, 32], warmup_epochs=0)
+    assert cfg.keep_ratio is None and cfg.base_lr == 1.0 and isinstance(cfg.base_lr, float)
+    assert cfg.global_size == (64, 32) and cfg.warmup_epochs == 0
+    assert config.resolve("supervised", "tiny", triplet_margin=None).triplet_margin is None
+    assert config.resolve("supervised", "tiny", triplet_margin=0.3).triplet_margin == 0.3

@@ -129,6 +129,43 @@ def test_truncated_jpeg_needs_full_check(tmp_path: Path) -> None:
         verify_images([good], "fast")
 
 
+def _truncated_noise_jpeg(path: Path) -> Path:
+    noise = torch.randint(0, 256, (128, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    Image.fromarray(noise.numpy()).save(path, format="JPEG")
+    path.write_bytes(path.read_bytes()[:-200])  # header intact, the last rows of pixel data missing
+    return path
+
+
+def test_default_check_catches_a_truncated_jpeg_at_build_time(tmp_path: Path, make_market) -> None:
+    base = make_market(tmp_path / "market1501")
+    cut = _truncated_noise_jpeg(base / "bounding_box_test" / "0002_c2s1_000005_00.jpg")
+    assert Market1501(base, verify="header")  # what the default used to be: the file passes
+    with pytest.raises(DatasetError, match=f"1 of 11 images cannot be read \\(full check\\):\n  {cut}: OSError"):
+        Market1501(base)
+
+
+def test_pool_default_check_catches_an_empty_image_and_caches_verified_files(lup_root: Path, monkeypatch) -> None:
+    import reid_lab.data.base as base
+
+    empty = lup_root / "images" / "34_01_0341_99999999.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"1 of 11 images cannot be read .*\n  {empty}: UnidentifiedImageError"):
+        LUPersonPool(lup_root)
+    empty.unlink()
+    cache = (lup_root / base.VERIFIED_CACHE_NAME).read_text().splitlines()
+    assert sorted(line.split("\t")[2] for line in cache) == [str(lup_root / "images" / n) for n in LUP_NAMES]
+    calls: list[str] = []
+    check = base._check_one
+    monkeypatch.setattr(base, "_check_one", lambda path, full: calls.append(path) or check(path, full))
+    assert len(LUPersonPool(lup_root)) == 10
+    assert calls == []  # the 10 good files were verified by the failed build: known by path, size and mtime
+    changed = lup_root / "images" / LUP_NAMES[3]
+    Image.new("RGB", (6, 12), (1, 2, 3)).save(changed, format="JPEG")
+    os.utime(changed, ns=(1, 1))
+    LUPersonPool(lup_root)
+    assert calls == [str(changed)]
+
+
 def test_image_dataset_items_and_loader(market_parent: Path) -> None:
     from reid_lab.data import RandomIdentitySampler, build_reid_transforms
 

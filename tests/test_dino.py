@@ -4,6 +4,7 @@ Tiny images (64x32 globals, 32x16 locals) and vit_tiny keep the whole file well 
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -356,6 +357,32 @@ def test_checkpoint_schema_and_load_pretrained(pool, tmp_path):
         for name, value in model.state_dict().items():
             assert torch.equal(value, ckpt["teacher"]["backbone." + name]), (source, name)
     assert not result.teacher.training  # handed back in eval mode, for feature extraction
+
+
+def test_jitter_strength_is_recorded_in_the_config_and_checked_on_resume(pool, tmp_path, caplog):
+    cfg = small_cfg(epochs=2, warmup_epochs=0, batch_size=16)  # one step per epoch; the profile's jitter is 1.0
+    dino_train.pretrain(cfg, pool, tmp_path, device="cpu", progress=False, jitter_strength=0.5, stop_after=1)
+    ckpt = engine.load_checkpoint(tmp_path / "checkpoint.pth")
+    assert ckpt["config"]["jitter_strength"] == 0.5 == ckpt["args"]["jitter_strength"]
+    with caplog.at_level(logging.WARNING, logger="reid_lab.engine"):  # resumed without the flag: said, not silent
+        dino_train.pretrain(cfg, pool, tmp_path, device="cpu", progress=False, resume=True, stop_after=1)
+    assert "changed settings jitter_strength 0.5->1.0" in caplog.text
+
+
+def test_unreadable_pool_image_is_skipped_with_a_counted_warning(pool, tmp_path, caplog):
+    from reid_lab.data import DatasetError
+
+    good = sorted((pool / "images").iterdir())[0]
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    images = dino_train.MultiCropImages([good, empty, empty], transform=lambda image: image.size)
+    with caplog.at_level(logging.WARNING, logger="reid_lab.ssl.train"):
+        assert images[1] == Image.open(good).size  # the bad file's slot is filled by the next readable image
+    assert caplog.text.count(f"unreadable pre-training image (1 so far in this process): cannot read image "
+                             f"'{empty}'") == 1
+    assert "(2 so far" in caplog.text and images.skipped == 2
+    with pytest.raises(DatasetError, match="2 unreadable pre-training images in a row from index 1"):
+        dino_train.MultiCropImages([good, empty, empty], lambda image: image.size, max_consecutive_bad=2)[1]
 
 
 def test_trainer_step_ema_and_frozen_last_layer():

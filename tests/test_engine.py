@@ -63,10 +63,52 @@ def test_checkpoint_round_trip_and_weights_only(tmp_path):
 
 def test_load_checkpoint_refuses_pickled_objects_and_missing_files(tmp_path):
     torch.save({"args": argparse.Namespace(lr=0.1)}, tmp_path / "pickled.pth")
-    with pytest.raises(RuntimeError, match="weights_only"):
+    with pytest.raises(engine.UnsafeCheckpointError, match="pickled.pth.*weights_only"):
         engine.load_checkpoint(tmp_path / "pickled.pth")
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         engine.load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_load_checkpoint_tells_corrupt_truncated_and_unsafe_apart(tmp_path):
+    good = engine.save_checkpoint({"w": torch.zeros(1000), "epoch": 1}, tmp_path / "good.pth")
+    data = good.read_bytes()
+    (tmp_path / "random.pth").write_bytes(bytes(range(7, 256)) * 40)  # starts with b"\x07\x08\t\n"
+    (tmp_path / "half.pth").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({"args": argparse.Namespace(lr=0.1)}, tmp_path / "pickled.pth")
+    for name, kind, words in (("random", engine.CorruptCheckpointError, "not a PyTorch checkpoint"),
+                              ("half", engine.TruncatedCheckpointError, "truncated"),
+                              ("empty", engine.TruncatedCheckpointError, "empty"),
+                              ("pickled", engine.UnsafeCheckpointError, "Python objects")):
+        with pytest.raises(kind, match=f"{tmp_path / name}.pth.*{words}|{words}.*{tmp_path / name}.pth") as info:
+            engine.load_checkpoint(tmp_path / f"{name}.pth")
+        assert isinstance(info.value, engine.CheckpointError)
+        if kind is not engine.UnsafeCheckpointError:
+            assert "Python objects" not in str(info.value)
+
+
+def test_load_pretrained_and_reid_model_report_the_path(tmp_path):
+    from reid_lab.models import build_backbone, load_pretrained
+    from reid_lab.models.weights import ArchitectureMismatchError
+    from reid_lab.reid.model import build_reid_model, load_reid_model, reid_checkpoint
+
+    (tmp_path / "cut.pth").write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(engine.TruncatedCheckpointError, match="cut.pth"):
+        load_pretrained(build_backbone("vit_tiny", img_size=(64, 32)), tmp_path / "cut.pth")
+    small = build_reid_model("vit_tiny", 3, (64, 32))
+    engine.save_checkpoint(reid_checkpoint(small, source="supervised"), tmp_path / "tiny.pth")
+    with pytest.raises(ArchitectureMismatchError, match="tiny.pth.*wrong architecture"):
+        load_reid_model(tmp_path / "tiny.pth", arch="vit_small")
+
+
+def test_orphan_temporaries_of_killed_writes_are_removed(tmp_path):
+    engine.save_checkpoint({"epoch": 1}, tmp_path / "checkpoint.pth")
+    orphans = [tmp_path / ".checkpoint.pth.abc123.tmp", tmp_path / "log.jsonl.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a write")
+    (tmp_path / "notes.tmp.txt").write_text("kept")
+    assert engine.remove_orphan_temporaries(tmp_path) == sorted(orphans)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth", "notes.tmp.txt"]
 
 
 def test_save_checkpoint_is_atomic_when_writing_fails(tmp_path, monkeypatch):

@@ -34,16 +34,19 @@ from reid_lab import paths
 from reid_lab.notebook import NOTEBOOK_DIR, list_notebooks
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")  # Debian/Ubuntu, when not on a CI job's PATH
 TARGET = "06_attention_visualization.ipynb"
 START_TIMEOUT_S = 60
 
 
 def find_chromium() -> str | None:
-    """``$CHROMIUM`` if set (a name on the PATH or a file), else the first of :data:`CHROMIUM_NAMES` found."""
+    """``$CHROMIUM`` if set (a name on the PATH or a file), else the first of :data:`CHROMIUM_NAMES` on the PATH,
+    else :data:`CHROMIUM_PATHS` (``.ci/run`` installs Debian's ``chromium`` there on root CI machines)."""
     if os.environ.get("CHROMIUM"):
         candidate = os.environ["CHROMIUM"]
         return shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
-    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    found = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    return found or next((path for path in CHROMIUM_PATHS if os.access(path, os.X_OK)), None)
 
 
 def notebook_under_test() -> Path:
@@ -195,3 +198,13 @@ def test_notebook_renders_in_headless_chromium(lab_copy, tmp_path):
     assert pixels.std() > 10 and counts.max() / counts.sum() < 0.9, (pixels.std(), counts.max() / counts.sum())
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom.stdout)).split())
     assert first_heading(notebook) in text, f"the notebook title is not in the rendered page (exit {dom.returncode})"
+
+
+def test_find_chromium_falls_back_to_the_debian_path(monkeypatch):
+    """``.ci/run`` installs Debian's chromium as /usr/bin/chromium; found even when /usr/bin is not on the PATH."""
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda path, mode: path == "/usr/bin/chromium")
+    assert find_chromium() == "/usr/bin/chromium"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert find_chromium() is None

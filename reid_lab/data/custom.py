@@ -99,7 +99,7 @@ class FolderDataset(ReIDDataset):
     """
 
     def __init__(self, root: str | os.PathLike, *, cameras: str | os.PathLike | None = "auto",
-                 cam_pattern: str | None = None, verify: VerifyMode = "header", name: str = "custom") -> None:
+                 cam_pattern: str | None = None, verify: VerifyMode = "full", name: str = "custom") -> None:
         root = require_dir(Path(root).expanduser(), "custom dataset root")
         present = [s for s in SPLITS if (root / s).is_dir()]
         if len(present) < len(SPLITS):
@@ -172,6 +172,6 @@ class FolderDataset(ReIDDataset):
         logger.info("built %s", self.summary())
 
     @staticmethod
-    def from_flat_folder(path: str | os.PathLike, *, verify: VerifyMode = "header") -> LUPersonPool:
+    def from_flat_folder(path: str | os.PathLike, *, verify: VerifyMode = "full") -> LUPersonPool:
         """Unlabeled images in a folder (recursively) as a pool with ``.samples`` (e.g. for pre-training)."""
         return LUPersonPool(path, verify=verify, name="custom")

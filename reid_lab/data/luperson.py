@@ -22,7 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
-from .base import DatasetError, Sample, VerifyMode, describe_folder, is_image_file, require_dir, verify_images
+from .base import (
+    VERIFIED_CACHE_NAME, DatasetError, Sample, VerifyMode, describe_folder, is_image_file, require_dir, verify_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +204,9 @@ class LUPersonPool:
             under the folder, in sorted order.
         keep_num, keep_ratio: with a ranked list, exactly one: keep its first ``keep_num`` entries or
             ``round(len * keep_ratio)`` (official ``--keep_num``; 60 % in all released scripts).
-        verify: image check, default ``"none"`` (millions of files); see :func:`~reid_lab.data.base.verify_images`.
+        verify: image check, default ``"full"``: every kept file is decoded once (a ``tqdm`` bar over millions of
+            files) and recorded in ``root/.reid_lab_verified.tsv`` (path, size, mtime), so later builds only
+            ``stat`` the files; see :func:`~reid_lab.data.base.verify_images`. ``"none"`` skips it.
         name: display name.
 
     Attributes:
@@ -212,7 +216,7 @@ class LUPersonPool:
     """
 
     def __init__(self, root: str | os.PathLike, *, ranked_list: str | os.PathLike | None = None,
-                 keep_num: int | None = None, keep_ratio: float | None = None, verify: VerifyMode = "none",
+                 keep_num: int | None = None, keep_ratio: float | None = None, verify: VerifyMode = "full",
                  name: str = "LUPerson") -> None:
         self.name = name
         self.images_dir = find_images_dir(root)
@@ -235,7 +239,7 @@ class LUPersonPool:
             self._check_entries(names)
         self.names: list[str] = names
         self.samples = PathSequence(self.images_dir, self.names)
-        verify_images(self.samples, verify)
+        verify_images(self.samples, verify, cache=Path(root).expanduser() / VERIFIED_CACHE_NAME)
         logger.info("built %s", self.summary())
 
     def _check_entries(self, names: list[str]) -> None:

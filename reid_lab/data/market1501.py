@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 from .base import (
-    DatasetError, ReIDDataset, Sample, VerifyMode, describe_folder, list_images, relabel, require_dir,
-    require_nonempty, verify_images,
+    VERIFIED_CACHE_NAME, DatasetError, ReIDDataset, Sample, VerifyMode, describe_folder, list_images, relabel,
+    require_dir, require_nonempty, verify_images,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,9 @@ class Market1501(ReIDDataset):
     Args:
         root: the Market-1501 folder, or a parent holding ``market1501/`` or ``Market-1501-v15.09.15/``.
         relabel_train: map train pids to ``0..750`` (query/gallery always keep raw pids).
-        verify: image check at build time, see :func:`~reid_lab.data.base.verify_images`.
+        verify: image check at build time, see :func:`~reid_lab.data.base.verify_images` (default ``"full"``:
+            every file decoded once, ~15-25 s for the 32,217 files on a 2-core machine, then cached in
+            ``root/.reid_lab_verified.tsv``).
         max_pid, num_cams: range checks (official asserts ``0 <= pid <= 1501``, ``1 <= cam <= 6``).
 
     Example:
@@ -105,12 +107,12 @@ class Market1501(ReIDDataset):
         (751, Sample(path='.../0002_c1s1_000451_03.jpg', pid=0, camid=0))
     """
 
-    def __init__(self, root: str | os.PathLike, *, relabel_train: bool = True, verify: VerifyMode = "header",
+    def __init__(self, root: str | os.PathLike, *, relabel_train: bool = True, verify: VerifyMode = "full",
                  max_pid: int = 1501, num_cams: int = 6) -> None:
         base = find_market_root(root)
         splits = {k: _read_split(base / d, k, max_pid, num_cams) for k, d in SPLIT_DIRS.items()}
         if relabel_train:
             splits["train"] = relabel(splits["train"])
         super().__init__(name="Market1501", root=base, **splits)
-        verify_images(self.train + self.query + self.gallery, verify)
+        verify_images(self.train + self.query + self.gallery, verify, cache=base / VERIFIED_CACHE_NAME)
         logger.info("built %s", self.summary())

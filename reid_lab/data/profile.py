@@ -30,11 +30,12 @@ class ProfileData:
 
 
 def load_profile_data(profile: str, data_root: str | os.PathLike | None = None, *,
-                      progress: bool = True) -> ProfileData:
+                      progress: bool = True, msmt_version: str = "auto") -> ProfileData:
     """Generate (first use only) and load the synthetic worlds, or open the real datasets for ``full``.
 
     ``full`` expects the layouts of SPEC §7 under the data root: ``market1501/``, ``MSMT17/`` and ``LUP/images``
-    (folder names in :class:`reid_lab.config.DataConfig`).
+    (folder names in :class:`reid_lab.config.DataConfig`). ``msmt_version`` (``auto``/``v1``/``v2``) picks the
+    MSMT17 release where the folder holds both (:class:`~reid_lab.data.MSMT17`).
     """
     from . import Market1501, MSMT17
 
@@ -49,5 +50,5 @@ def load_profile_data(profile: str, data_root: str | os.PathLike | None = None, 
         market_root, msmt_root, pool_root = root / cfg.market_dir, root / cfg.msmt_dir, root / cfg.luperson_dir
     if (Path(pool_root) / "LUP").is_dir():
         pool_root = Path(pool_root) / "LUP"
-    return ProfileData(profile=profile, market=Market1501(market_root), msmt=MSMT17(msmt_root),
+    return ProfileData(profile=profile, market=Market1501(market_root), msmt=MSMT17(msmt_root, version=msmt_version),
                        pool_root=Path(pool_root), synthetic=cfg.synthetic)

@@ -40,7 +40,6 @@ import argparse
 import logging
 import math
 import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..engine import CheckpointError, UnsafeCheckpointError, read_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +73,7 @@ FORMAT_VERSION = 1
 _NON_BACKBONE = ("head", "fc", "pre_logits", "dist_token", "head_dist", "bottleneck", "classifier")
 
 
-class UnsafeCheckpointError(ValueError):
-    """The file needs arbitrary unpickling (classes beyond tensors and plain containers) and was refused."""
-
-
-class ArchitectureMismatchError(ValueError):
+class ArchitectureMismatchError(CheckpointError):
     """The checkpoint describes another architecture than the model it is loaded into."""
 
 
@@ -125,19 +122,8 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> ArchInfo:
 
 # --- reading ------------------------------------------------------------------------------------------------
 def _torch_load(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it contains Python objects that can only be restored by running arbitrary "
-            f"code while unpickling (torch.load(weights_only=True) said: {str(err).splitlines()[0]}). "
-            "reid_lab never unpickles such files. If you trust where the file comes from, convert it once in a "
-            "separate script: obj = torch.load(path, weights_only=False); torch.save(<its state dict of tensors>, "
-            "new_path) — then load new_path."
-        ) from err
+    """``torch.load(weights_only=True)`` allowing ``argparse.Namespace`` (official DINO checkpoints store ``args``)."""
+    return read_torch_file(path, "cpu", safe_globals=[argparse.Namespace])
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from ..cli import add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 __all__ = ["add_supervised_parsers", "run_train_cli", "run_evaluate_cli"]
@@ -26,6 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="market1501 | msmt17 | mm (= MSMT17 + Market train, SPEC §7.4); default: the profile's")
     p.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
+    add_msmt_version(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranked metrics")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per process (default: profile's)")
@@ -67,11 +68,11 @@ def add_supervised_parsers(subparsers: argparse._SubParsersAction) -> tuple[argp
     return t, e
 
 
-def _dataset(name: str, profile: str, data_root: str | None):
+def _dataset(name: str, profile: str, data_root: str | None, msmt_version: str = "auto"):
     from ..data import merge_market_msmt
     from ..data.profile import load_profile_data
 
-    data = load_profile_data(profile, data_root)
+    data = load_profile_data(profile, data_root, msmt_version=msmt_version)
     if name == "market1501":
         return data.market
     if name == "msmt17":
@@ -90,22 +91,20 @@ def run_train_cli(args: argparse.Namespace) -> int:
                         ("base_lr", args.base_lr), ("seed", args.seed), ("dataset", args.dataset)):
         if value is not None:
             overrides[name] = value
-    if args.rerank:
-        overrides["rerank"] = True
+    for flag in ("rerank", "official_schedule"):  # every flag goes through the config the checkpoint records
+        if getattr(args, flag):
+            overrides[flag] = True
     cfg = resolve("supervised", args.profile, **overrides)
     if cfg.dataset not in DATASETS:
         raise SystemExit(f"error: dataset must be one of {DATASETS}, got {cfg.dataset!r}")
     num_workers = args.num_workers if args.num_workers is not None else resolve("data", args.profile).num_workers
     info, device = engine.init_distributed(args.device)
     try:
-        dataset = _dataset(cfg.dataset, args.profile, args.data_root)
+        dataset = _dataset(cfg.dataset, args.profile, args.data_root, args.msmt_version)
         output = Path(args.output) if args.output else paths.runs_root() / args.profile / f"train_{cfg.dataset}_{cfg.arch}"
         result = train(cfg, dataset, output, device=device, pretrained=args.pretrained, resume=args.resume,
-                       num_workers=num_workers, amp=args.amp, official_schedule=args.official_schedule,
-                       progress=not args.no_progress, checkpoint_key=args.checkpoint_key)
-    except engine.NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+                       num_workers=num_workers, amp=args.amp, progress=not args.no_progress,
+                       checkpoint_key=args.checkpoint_key)
     finally:
         engine.cleanup_distributed()
     if info.is_main:
@@ -133,7 +132,7 @@ def run_evaluate_cli(args: argparse.Namespace) -> int:
     model = load_reid_model(args.checkpoint, arch=args.arch, img_size=tuple(args.size) if args.size else None)
     height, width = model_input_size(model)
     dataset_name = args.dataset or resolve("supervised", args.profile).dataset
-    dataset = _dataset(dataset_name, args.profile, args.data_root)
+    dataset = _dataset(dataset_name, args.profile, args.data_root, args.msmt_version)
     num_workers = args.num_workers if args.num_workers is not None else resolve("data", args.profile).num_workers
     metrics = evaluate(model.to(device), dataset, device, height=height, width=width, rerank=args.rerank,
                        num_workers=num_workers, progress=not args.no_progress)

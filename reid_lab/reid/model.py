@@ -97,17 +97,18 @@ def load_reid_model(path_or_ckpt: str | os.PathLike | Mapping[str, Any], *, arch
     ``module.``-prefixed) ``arch`` is inferred from the tensors when not given and ``img_size`` defaults to the
     architecture's. The model is returned in eval mode on the CPU.
     """
-    from ..engine import load_checkpoint
+    from ..engine import CheckpointError, load_checkpoint
+    from ..models.weights import ArchitectureMismatchError
 
     source = str(path_or_ckpt) if not isinstance(path_or_ckpt, Mapping) else "<in-memory dict>"
     ckpt = load_checkpoint(path_or_ckpt, map_location) if not isinstance(path_or_ckpt, Mapping) else path_or_ckpt
     state = ckpt.get("model", ckpt.get("state_dict", ckpt))
     if not isinstance(state, Mapping):
-        raise ValueError(f"{source}: no state dict found (keys {sorted(ckpt)[:8]})")
+        raise CheckpointError(f"{source}: no state dict found (keys {sorted(ckpt)[:8]})")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     if not any(k.startswith("base.") for k in state):
-        raise ValueError(f"{source}: not a fine-tuned ReID model (no 'base.*' keys); for a backbone checkpoint use "
-                         "build_reid_model(arch, num_classes, pretrained=path)")
+        raise CheckpointError(f"{source}: not a fine-tuned ReID model (no 'base.*' keys); for a backbone checkpoint "
+                              "use build_reid_model(arch, num_classes, pretrained=path)")
     arch = arch or ckpt.get("arch") or infer_arch({k[5:]: v for k, v in state.items() if k.startswith("base.")}).name
     if img_size is None and ckpt.get("img_size") is not None:
         img_size = tuple(int(v) for v in ckpt["img_size"])
@@ -117,10 +118,15 @@ def load_reid_model(path_or_ckpt: str | os.PathLike | Mapping[str, Any], *, arch
     model = ReIDModel(build_backbone(arch, img_size=img_size, stride_size=stride_size, drop_path_rate=0.0),
                       num_classes, ckpt.get("neck_feat", "before"))
     state = {k: v for k, v in state.items() if not k.startswith("base.fc.")}  # official unused fc (SPEC §9.15)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensor shapes differ
+        shapes = "; ".join(line.strip() for line in str(err).splitlines()[1:4])
+        raise ArchitectureMismatchError(f"{source} does not fit a {arch} ReIDModel with {num_classes} classes "
+                                        f"(wrong architecture): {shapes}") from err
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise ValueError(f"{source} does not match a {arch} ReIDModel with {num_classes} classes: missing "
-                         f"{missing[:5]}, unexpected {unexpected[:5]}")
+        raise ArchitectureMismatchError(f"{source} does not match a {arch} ReIDModel with {num_classes} classes "
+                                        f"(wrong architecture): missing {missing[:5]}, unexpected {unexpected[:5]}")
     logger.info("loaded %s ReID model (%d classes) from %s", arch, num_classes, source)
     return model.eval()

@@ -39,9 +39,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import engine
-from ..config import SupervisedConfig, to_dict
+from ..config import SupervisedConfig, to_dict, with_given
 from ..data import DistributedRandomIdentitySampler, ImageDataset, RandomIdentitySampler, ReIDDataset
 from ..data.base import relabel
+from ..runlock import locked_run
 from .losses import ReIDLoss
 from .model import build_reid_model, reid_checkpoint
 from .schedule import WarmupCosineLR
@@ -128,23 +129,18 @@ def _check_resumable(ckpt: dict[str, Any], cfg: SupervisedConfig, num_classes: i
     if ckpt.get("trainer") != FORMAT:
         raise ValueError(f"{path} is not a reid_lab supervised training checkpoint (trainer={ckpt.get('trainer')!r}); "
                          "to start from weights pass pretrained=path instead of resume")
-    old, new = ckpt.get("config", {}), to_dict(cfg)
-    clash = {k: (old.get(k), new[k]) for k in _STRUCTURAL if old.get(k) != new[k]}
-    if clash or ckpt.get("num_classes") != num_classes:
-        details = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in clash.items())
-        raise ValueError(f"cannot resume from {path}: {details or ''} num_classes checkpoint "
-                         f"{ckpt.get('num_classes')} vs data {num_classes}")
-    changed = sorted(k for k in new if k in old and old[k] != new[k])
-    if changed:
-        logger.warning("resuming %s with changed settings %s: the run will not match an uninterrupted one", path,
-                       ", ".join(f"{k} {old[k]!r}->{new[k]!r}" for k in changed))
+    if ckpt.get("num_classes") != num_classes:
+        raise ValueError(f"cannot resume from {path}: num_classes checkpoint {ckpt.get('num_classes')} vs data "
+                         f"{num_classes}")
+    engine.compare_resume_config(ckpt.get("config", {}), to_dict(cfg), path, structural=_STRUCTURAL)
 
 
 # ----------------------------------------------------------------------------------------------- the run
+@locked_run
 def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.PathLike,
           device: str | torch.device = "auto", pretrained: str | os.PathLike | dict | None = None,
           resume: bool | str | os.PathLike = False, *, num_workers: int = 0, amp: AmpMode = "auto",
-          official_schedule: bool = False, eval_period: int | None = None, rerank: bool | None = None,
+          official_schedule: bool | None = None, eval_period: int | None = None, rerank: bool | None = None,
           stop_after: int | None = None, progress: bool = True, checkpoint_key: str | None = None,
           train_transform: Callable | None = None, eval_batch_size: int = 128) -> dict[str, Any]:
     """Fine-tune ``cfg.arch`` on ``dataset.train`` and evaluate on its query/gallery (module docstring).
@@ -161,9 +157,11 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
         resume: ``True`` continues from ``output_dir/checkpoint.pth`` if present; a path resumes from that file.
         num_workers: DataLoader workers per process.
         amp: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"bf16"``, ``"fp16"`` (GradScaler) or ``"none"``.
-        official_schedule: reproduce the official per-epoch lr off-by-one (SPEC §9.8).
+        official_schedule: reproduce the official per-epoch lr off-by-one (SPEC §9.8); default
+            ``cfg.official_schedule``.
         eval_period: evaluate every N epochs (default ``cfg.eval_period``) and always after the last epoch.
         rerank: also report k-reciprocal re-ranked metrics (default ``cfg.rerank``).
+            The last three replace the config's values (the config saved in the checkpoint is the one record).
         stop_after: stop after this many finished epochs, as if interrupted (schedule still spans ``cfg.epochs``).
         progress: tqdm bars on rank 0.
         checkpoint_key: entry of a DINO (``teacher``/``student``) or reid_lab ``pretrained`` checkpoint.
@@ -184,10 +182,8 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
     info = engine.dist_info()
     dev = engine.resolve_device(device, info.local_rank)
     amp_mode = engine.resolve_amp(amp, dev)
-    eval_period = cfg.eval_period if eval_period is None else eval_period
-    rerank = cfg.rerank if rerank is None else rerank
-    if eval_period < 1:
-        raise ValueError(f"eval_period must be >= 1, got {eval_period}")
+    cfg = with_given(cfg, official_schedule=official_schedule, eval_period=eval_period, rerank=rerank)
+    eval_period, rerank = cfg.eval_period, cfg.rerank
     if cfg.batch_size % (info.world_size * cfg.num_instances):
         raise ValueError(f"batch_size={cfg.batch_size} must split into whole identities over {info.world_size} "
                          f"process(es) (a multiple of world_size x num_instances = {info.world_size * cfg.num_instances})")
@@ -211,15 +207,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
     if iters == 0:
         raise ValueError(f"{num_classes} identities give no full P×K batch of {cfg.batch_size}: lower batch_size")
 
-    resume_path: Path | None = None
-    if resume not in (None, False, ""):
-        resume_path = ckpt_path if resume is True else Path(resume)
-        if not resume_path.is_file():
-            if resume is True:
-                logger.info("resume requested but %s does not exist yet: starting from scratch", ckpt_path)
-                resume_path = None
-            else:
-                raise FileNotFoundError(f"cannot resume: checkpoint {resume_path} does not exist")
+    resume_path = engine.resume_source(resume, ckpt_path)
     ckpt = engine.load_checkpoint(resume_path) if resume_path else None
     if ckpt is not None:
         _check_resumable(ckpt, cfg, num_classes, resume_path)
@@ -229,7 +217,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
                              pretrained=None if ckpt is not None else pretrained, checkpoint_key=checkpoint_key)
     model = model.to(dev)
     optimizer = build_optimizer(model, cfg)
-    schedule = build_schedule(optimizer, cfg, official_schedule)
+    schedule = build_schedule(optimizer, cfg, cfg.official_schedule)
     criterion = ReIDLoss(cfg.label_smoothing, cfg.triplet_margin)
     scaler = torch.amp.GradScaler(dev.type) if amp_mode == "fp16" else None
     net: nn.Module = model
@@ -309,7 +297,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
             state = reid_checkpoint(model, trainer=FORMAT, optimizer=optimizer.state_dict(), epoch=epoch + 1,
                                     config=to_dict(cfg), rng=rng_states, metrics=metrics,
                                     scaler=scaler.state_dict() if scaler is not None else None,
-                                    world_size=info.world_size, official_schedule=official_schedule)
+                                    world_size=info.world_size, official_schedule=cfg.official_schedule)
             engine.save_checkpoint(state, ckpt_path)
         engine.barrier()
         last_good = ckpt_path

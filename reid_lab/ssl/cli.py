@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from ..config import PROFILES, parse_overrides
@@ -73,13 +72,13 @@ def run_pretrain_cli(args: argparse.Namespace) -> int:
     """Run ``reid-lab pretrain`` with parsed ``args``; returns the exit status."""
     from .. import engine, paths
     from ..config import resolve
-    from .monitor import CollapseError
     from .train import pretrain
 
     overrides = parse_overrides(args.set)
     for name, value in (("arch", args.arch), ("epochs", args.epochs), ("batch_size", args.batch_size),
-                        ("base_lr", args.base_lr), ("seed", args.seed)):
-        if value is not None:
+                        ("base_lr", args.base_lr), ("seed", args.seed), ("keep_num", args.keep_num),
+                        ("jitter_strength", args.jitter_strength)):
+        if value is not None:  # every flag goes through the config: it is what the checkpoint records
             overrides[name] = value
     if args.keep_ratio is not None:
         overrides["keep_ratio"] = None if str(args.keep_ratio).lower() == "none" else float(args.keep_ratio)
@@ -92,11 +91,7 @@ def run_pretrain_cli(args: argparse.Namespace) -> int:
         output = Path(args.output) if args.output else paths.runs_root() / args.profile / f"pretrain_{cfg.arch}"
         result = pretrain(cfg, data, output, device=device, resume=args.resume, num_workers=num_workers,
                           amp=args.amp, compile=args.compile, collapse_check=not args.no_collapse_check,
-                          progress=not args.no_progress, ranked_list=args.cfs_list, keep_num=args.keep_num,
-                          jitter_strength=args.jitter_strength)
-    except (engine.NonFiniteLossError, CollapseError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+                          progress=not args.no_progress, ranked_list=args.cfs_list)
     finally:
         engine.cleanup_distributed()
     if info.is_main:

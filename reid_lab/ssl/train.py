@@ -39,12 +39,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .. import engine
-from ..config import PretrainConfig, to_dict
+from ..config import PretrainConfig, to_dict, with_given
+from ..runlock import locked_run
 from .loss import DINOLoss
 from .monitor import CollapseMonitor, StepStats, mean_pairwise_cosine
 from .multicrop import MultiCropWrapper, PersonMultiCrop
@@ -63,23 +63,37 @@ _STRUCTURAL = ("arch", "out_dim", "head_hidden_dim", "head_bottleneck_dim", "nor
 
 # ----------------------------------------------------------------------------------------------- data
 class MultiCropImages(Dataset):
-    """Unlabelled images → list of multi-crop tensors (one item per image)."""
+    """Unlabelled images → list of multi-crop tensors (one item per image).
 
-    def __init__(self, paths: Sequence[str | os.PathLike], transform: PersonMultiCrop):
+    An unreadable image (damaged after the pool was verified) is skipped with a warning naming it and counting the
+    skips of this process; the next image takes its place. After ``max_consecutive_bad`` unreadable images in a row
+    the pool is declared damaged with a :class:`~reid_lab.data.DatasetError`.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], transform: PersonMultiCrop, max_consecutive_bad: int = 10):
         self.paths = paths  # kept as given: LUPersonPool.samples is a lazy sequence (millions of files)
         self.transform = transform
+        self.max_consecutive_bad = max_consecutive_bad
+        self.skipped = 0  # per process (each DataLoader worker holds a copy)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> list[torch.Tensor]:
-        path = self.paths[index]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except OSError as err:
-            raise OSError(f"cannot read pre-training image {path}: {err}") from err
-        return self.transform(image)
+        from ..data import DatasetError, read_image
+
+        for offset in range(self.max_consecutive_bad):
+            try:
+                image = read_image(self.paths[(index + offset) % len(self.paths)])
+            except DatasetError as err:
+                self.skipped += 1
+                logger.warning("skipped an unreadable pre-training image (%d so far in this process): %s",
+                               self.skipped, err)
+                continue
+            return self.transform(image)
+        raise DatasetError(f"{self.max_consecutive_bad} unreadable pre-training images in a row from index {index} "
+                           f"({self.paths[index]}): the pool looks damaged; check it with LUPersonPool(root, "
+                           "verify='full')")
 
 
 def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | None = None,
@@ -98,6 +112,7 @@ def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | 
     elif isinstance(data, (str, os.PathLike)):
         from ..data import LUPersonPool
 
+        keep_num = cfg.keep_num if keep_num is None else keep_num
         subset = keep_num is not None or cfg.keep_ratio is not None
         if subset and ranked_list is None:
             default = Path(data) / "CFS_list.pkl"
@@ -122,8 +137,9 @@ def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | 
     return paths
 
 
-def build_multicrop(cfg: PretrainConfig, jitter_strength: float = 1.0) -> PersonMultiCrop:
-    """The multi-crop transform of ``cfg`` (SPEC §2.5)."""
+def build_multicrop(cfg: PretrainConfig, jitter_strength: float | None = None) -> PersonMultiCrop:
+    """The multi-crop transform of ``cfg`` (SPEC §2.5); ``jitter_strength`` defaults to ``cfg.jitter_strength``."""
+    jitter_strength = cfg.jitter_strength if jitter_strength is None else jitter_strength
     return PersonMultiCrop(global_size=cfg.global_size, local_size=cfg.local_size,
                            local_crops_number=cfg.local_crops_number, global_crops_scale=cfg.global_crops_scale,
                            local_crops_scale=cfg.local_crops_scale, jitter_strength=jitter_strength)
@@ -331,47 +347,18 @@ class PretrainResult:
     student: nn.Module | None = None  # student backbone
 
 
-def _resume_path(resume: bool | str | os.PathLike | None, default: Path) -> Path | None:
-    if resume in (None, False, ""):
-        return None
-    if resume is True:
-        if default.is_file():
-            return default
-        logger.info("resume requested but %s does not exist yet: starting from scratch", default)
-        return None
-    path = Path(resume)
-    if not path.is_file():
-        raise FileNotFoundError(f"cannot resume: checkpoint {path} does not exist")
-    return path
-
-
-def _as_tuples(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _as_tuples(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuples(v) for v in value)
-    return value
-
-
 def _check_resumable(ckpt: dict[str, Any], cfg: PretrainConfig, iters_per_epoch: int, path: Path) -> None:
     if ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a reid_lab DINO training checkpoint (format={ckpt.get('format')!r}); "
                          "resume needs one written by pretrain() — to start from released weights use "
                          "reid_lab.models.load_pretrained")
-    old, new = _as_tuples(ckpt.get("config", {})), _as_tuples(to_dict(cfg))
-    clash = {k: (old.get(k), new[k]) for k in _STRUCTURAL if old.get(k) != new[k]}
-    if clash:
-        details = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in clash.items())
-        raise ValueError(f"cannot resume from {path}: the network differs ({details})")
-    changed = sorted(k for k in new if k in old and old[k] != new[k])
-    if changed:
-        logger.warning("resuming %s with changed settings %s: the run will not match an uninterrupted one", path,
-                       ", ".join(f"{k} {old[k]!r}->{new[k]!r}" for k in changed))
+    engine.compare_resume_config(ckpt.get("config", {}), to_dict(cfg), path, structural=_STRUCTURAL)
     if ckpt.get("iters_per_epoch") not in (None, iters_per_epoch):
         logger.warning("checkpoint %s was trained with %s iterations/epoch, now %d (pool or world size changed): "
                        "the schedules shift", path, ckpt.get("iters_per_epoch"), iters_per_epoch)
 
 
+@locked_run
 def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, device: str | torch.device = "auto",
              resume: bool | str | os.PathLike = False, *, num_workers: int = 0, amp: AmpMode = "auto",
              compile: bool = False, stop_after: int | None = None, collapse_check: bool = True,
@@ -400,8 +387,8 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         collapse_check: raise :class:`~reid_lab.ssl.monitor.CollapseError` if the run collapses after warm-up.
         collapse_window: steps averaged by the collapse guard.
         progress: show tqdm bars (loss, lr, teacher momentum) on rank 0.
-        jitter_strength: colour-jitter scale of the multi-crop (1.0 = official); ``None`` takes
-            ``cfg.jitter_strength`` when the config has that field, else 1.0.
+        jitter_strength, keep_num: shortcuts for ``cfg.jitter_strength`` / ``cfg.keep_num``; a value given here
+            replaces the config's, so the checkpoint and its provenance record what was used.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last epoch's checkpoint stays intact).
@@ -417,13 +404,11 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size={cfg.batch_size} (global) is not divisible by the {info.world_size} processes")
     per_process = cfg.batch_size // info.world_size
-    resume_from = _resume_path(resume, ckpt_path)
-
-    if jitter_strength is None:
-        jitter_strength = float(getattr(cfg, "jitter_strength", 1.0))
+    resume_from = engine.resume_source(resume, ckpt_path)
+    cfg = with_given(cfg, jitter_strength=jitter_strength, keep_num=keep_num)  # the config records what is used
     engine.seed_everything(cfg.seed)  # identical model initialisation on every rank
-    paths = pool_paths(data, cfg, ranked_list, keep_num)
-    dataset = MultiCropImages(paths, build_multicrop(cfg, jitter_strength))
+    paths = pool_paths(data, cfg, ranked_list)
+    dataset = MultiCropImages(paths, build_multicrop(cfg))
     sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=per_process, sampler=sampler, num_workers=num_workers,
                         pin_memory=dev.type == "cuda", drop_last=True)
@@ -438,7 +423,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
     trainer = DINOTrainer(cfg, dev, iters, amp=amp, compile=compile)
     log = engine.JsonlLog(output_dir / LOG_NAME, enabled=info.is_main)
     steps_log = engine.JsonlLog(output_dir / STEPS_LOG_NAME, enabled=info.is_main)
-    extra_args = {"pool_size": len(paths), "jitter_strength": jitter_strength, "num_workers": num_workers}
+    extra_args = {"pool_size": len(paths), "num_workers": num_workers}
 
     start_epoch, history, steps = 0, [], []
     if ckpt is not None:

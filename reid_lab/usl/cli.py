@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
+from ..cli import add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="tiny", help="config profile (default: tiny)")
     p.add_argument("--dataset", choices=DATASETS, default=None, help="(target) dataset (default: the profile's)")
     p.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
+    add_msmt_version(p)
     p.add_argument("--arch", default=None, help="backbone, e.g. vit_small_ics (default: the profile's)")
     p.add_argument("--output", default=None, help="output folder (default: runs/<profile>/<usl|uda>_<dataset>_<arch>)")
     p.add_argument("--resume", action="store_true", help="continue from <output>/checkpoint.pth if it exists")
@@ -97,7 +98,8 @@ def _run(stage: str, args: argparse.Namespace) -> int:
     num_workers = args.num_workers if args.num_workers is not None else resolve("data", args.profile).num_workers
     info, device = engine.init_distributed(args.device)
     try:
-        data = load_profile_data(args.profile, args.data_root, progress=not args.no_progress)
+        data = load_profile_data(args.profile, args.data_root, progress=not args.no_progress,
+                                 msmt_version=args.msmt_version)
         dataset = data.market if cfg.dataset == "market1501" else data.msmt
         output = (Path(args.output) if args.output
                   else paths.runs_root() / args.profile / f"{stage}_{cfg.dataset}_{cfg.arch}")
@@ -107,9 +109,6 @@ def _run(stage: str, args: argparse.Namespace) -> int:
             result = train_uda(cfg, dataset, args.source_checkpoint, output, **common)
         else:
             result = train_usl(cfg, dataset, output, init=args.init, **common)
-    except engine.NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     finally:
         engine.cleanup_distributed()
     if info.is_main:

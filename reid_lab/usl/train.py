@@ -74,6 +74,7 @@ from ..config import UDAConfig, USLConfig, to_dict
 from ..data import ImageDataset, RandomMultipleGallerySampler, ReIDDataset, Sample
 from ..models import build_backbone, load_pretrained
 from ..reid.model import ReIDModel, reid_checkpoint
+from ..runlock import locked_run
 from .ghost_bn import GhostBatchNorm, chunks_per_process
 from .memory import ClusterMemory, cluster_centroids
 
@@ -356,26 +357,7 @@ def _check_resumable(ckpt: dict[str, Any], cfg: USLConfig, path: Path) -> None:
     if ckpt.get("trainer") != FORMAT:
         raise ValueError(f"{path} is not a reid_lab USL/UDA training checkpoint (trainer={ckpt.get('trainer')!r}); "
                          "to start from its weights pass init=path instead of resume")
-    old, new = ckpt.get("config", {}), to_dict(cfg)
-    clash = [f"{k}: checkpoint {old.get(k)!r} vs config {new[k]!r}" for k in _STRUCTURAL if old.get(k) != new[k]]
-    if clash:
-        raise ValueError(f"cannot resume from {path}: {', '.join(clash)}")
-    changed = sorted(k for k in new if k in old and old[k] != new[k] and k != "epochs")
-    if changed:
-        logger.warning("resuming %s with changed settings %s: the run will not match an uninterrupted one", path,
-                       ", ".join(f"{k} {old[k]!r}->{new[k]!r}" for k in changed))
-
-
-def _resume_path(resume: bool | str | os.PathLike, default: Path) -> Path | None:
-    if resume in (None, False, ""):
-        return None
-    path = default if resume is True else Path(resume)
-    if path.is_file():
-        return path
-    if resume is True:
-        logger.info("no checkpoint at %s: starting from scratch", default)
-        return None
-    raise FileNotFoundError(f"cannot resume: checkpoint {path} does not exist")
+    engine.compare_resume_config(ckpt.get("config", {}), to_dict(cfg), path, structural=_STRUCTURAL, quiet=("epochs",))
 
 
 def _sync_buffers(model: nn.Module, device: torch.device) -> None:
@@ -406,6 +388,7 @@ def _validate(cfg: USLConfig, dataset: ReIDDataset, world_size: int) -> int:
     return chunks_per_process(cfg.bn_chunks, world_size)
 
 
+@locked_run
 def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLike, *,
               init: str | os.PathLike | dict | None = None, device: str | torch.device = "auto",
               amp: AmpMode = "auto", resume: bool | str | os.PathLike = True, show_progress: bool = True,
@@ -450,7 +433,7 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
         output_dir.mkdir(parents=True, exist_ok=True)
     engine.barrier()
     ckpt_path, model_path = output_dir / CHECKPOINT_NAME, output_dir / MODEL_NAME
-    resume_path = _resume_path(resume, ckpt_path)
+    resume_path = engine.resume_source(resume, ckpt_path)
     ckpt = engine.load_checkpoint(resume_path) if resume_path else None
     if ckpt is not None:
         _check_resumable(ckpt, cfg, resume_path)
