@@ -115,6 +115,9 @@ def test_attention_maps_shapes(arch, build_size, image_size, stride, grid):
     assert np.all((maps.mask_area > 0) & (maps.mask_area <= 0.6 + 1 / (grid[0] * grid[1]) + 1e-6))
     px = maps.pixels(maps.mean)
     assert px.shape == (2, h, w)
+    one = maps.subset([1])
+    assert one.heads.shape == (1, heads, *grid) and np.array_equal(one.rollout[0], maps.rollout[1])
+    assert one.entropy.shape == (1, heads) and one.stride == maps.stride
     if stride == 12:  # columns 124..127 are covered by no 16-px patch placed every 12 px (16 + 9 * 12 = 124)
         assert np.all(px[:, :, 124:] == 0) and np.all(px[:, :, :124] > 0)
     assert model.training  # mode restored
@@ -192,6 +195,8 @@ def test_attention_mass_inside_hand_computed():
     s = out.summary()
     assert s["mass"] == pytest.approx(0.5) and s["mass_sd"] == 0.0
     assert s["best_head_mass"] == pytest.approx(0.625) and s["worst_head_mass"] == pytest.approx(0.375)
+    table = viz.mass_inside_table({"toy": out}).splitlines()
+    assert table[1].split() == ["toy", "50.0", "±", "0.0", "37.5", "1.33", "38–62", "0.0"]
     with pytest.raises(ValueError, match="2 masks for 1 images"):
         viz.attention_mass_inside(_maps(heads, (4, 4), 2), np.concatenate([mask, mask]))
     with pytest.raises(ValueError, match="covers no token"):

@@ -40,6 +40,7 @@ Plots: :func:`plot_attention_heads` (one image: every head, their mean, the mask
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -57,7 +58,8 @@ from .figures import _figure, _save
 logger = logging.getLogger(__name__)
 
 __all__ = ["REID_MEAN", "REID_STD", "AttentionMaps", "MassInside", "attention_mass_inside", "attention_maps",
-           "mass_mask", "plot_attention_grid", "plot_attention_heads", "to_pixels", "token_coverage"]
+           "mass_inside_table", "mass_mask", "plot_attention_grid", "plot_attention_heads", "to_pixels",
+           "token_coverage"]
 
 REID_MEAN = (0.5, 0.5, 0.5)  # fine-tuning normalisation of every LUPerson-pretrained model (SPEC §9.9)
 REID_STD = (0.5, 0.5, 0.5)
@@ -158,6 +160,13 @@ class AttentionMaps:
         t = torch.from_numpy(np.ascontiguousarray(arr[:, None] if squeeze else arr).astype(np.float32))
         out = to_pixels(t, self.images.shape[1:3], self.patch_size, self.stride, fill).numpy()
         return out[:, 0] if squeeze else out
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> AttentionMaps:
+        """The maps of the images ``index`` (e.g. a few of many for a figure)."""
+        idx = np.asarray(index, dtype=int)
+        per_image = ("images", "heads", "head_masks", "mean", "mean_mask", "rollout", "entropy", "peak", "mask_area")
+        return dataclasses.replace(self, **{f: None if getattr(self, f) is None else getattr(self, f)[idx]
+                                            for f in per_image})
 
     def summary(self) -> dict[str, float]:
         """Means over images and heads: ``entropy``, ``peak`` and ``mask_area``."""
@@ -343,6 +352,21 @@ def attention_mass_inside(maps: AttentionMaps, masks: np.ndarray) -> MassInside:
     if maps.rollout is not None:
         roll = (maps.rollout / maps.rollout.sum(axis=(1, 2), keepdims=True) * cover).sum(axis=(1, 2))
     return MassInside(mass=head_mass.mean(1), head_mass=head_mass, area=area, rollout_mass=roll)
+
+
+def mass_inside_table(results: Mapping[str, MassInside]) -> str:
+    """Text table of :class:`MassInside` results: per model the attention mass on the person (mean ± sd over
+    images, %), the person's area (the uniform baseline, %), mass / area, the least and most person-focused head
+    and, if computed, rollout's mass on the person."""
+    lines = [f"{'model':24s} {'on person (%)':>14s} {'area (%)':>9s} {'mass/area':>10s} {'heads (%)':>10s} "
+             f"{'rollout (%)':>11s}"]
+    for name, r in results.items():
+        s = r.summary()
+        roll = f"{100 * s['rollout_mass']:.1f}" if "rollout_mass" in s else "-"
+        heads = f"{100 * s['worst_head_mass']:.0f}–{100 * s['best_head_mass']:.0f}"
+        lines.append(f"{name:24s} {100 * s['mass']:7.1f} ± {100 * s['mass_sd']:4.1f} {100 * s['area']:9.1f} "
+                     f"{s['concentration']:10.2f} {heads:>10s} {roll:>11s}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------
