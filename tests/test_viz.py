@@ -130,8 +130,9 @@ def test_uniform_attention_gives_entropy_one_and_the_expected_mask():
     with torch.no_grad():
         model.base.blocks[-1].attn.qkv.weight[:384].zero_()
         model.base.blocks[-1].attn.qkv.bias[:384].zero_()
-    maps = viz.attention_maps(model, _images(1, 128, 64), rollout=False)
+    maps = viz.attention_maps(model, _images(1, 128, 64), rollout=False, blocks=True)
     np.testing.assert_allclose(maps.heads, 1 / 33, rtol=1e-5)
+    assert maps.block_entropy.shape == (len(model.base.blocks), 2) and maps.block_entropy[-1] == pytest.approx([1, 1])
     np.testing.assert_allclose(maps.entropy, 1, rtol=1e-5)
     np.testing.assert_allclose(maps.peak, 1, rtol=1e-5)
     # cumsum of 32 equal shares is k/32; > 0.4 from k = 13 on -> 20 of 32 patches kept
@@ -197,6 +198,8 @@ def test_attention_mass_inside_hand_computed():
     assert s["best_head_mass"] == pytest.approx(0.625) and s["worst_head_mass"] == pytest.approx(0.375)
     table = viz.mass_inside_table({"toy": out}).splitlines()
     assert table[1].split() == ["toy", "50.0", "±", "0.0", "37.5", "1.33", "38–62", "0.0"]
+    no_rollout = viz.attention_mass_inside(_maps(heads, (4, 4), 2), mask)
+    assert "rollout" not in viz.mass_inside_table({"toy": no_rollout}).splitlines()[0]
     with pytest.raises(ValueError, match="2 masks for 1 images"):
         viz.attention_mass_inside(_maps(heads, (4, 4), 2), np.concatenate([mask, mask]))
     with pytest.raises(ValueError, match="covers no token"):
@@ -209,7 +212,7 @@ def test_attention_grid_with_person_outline(tmp_path):
     person = np.zeros((2, 64, 32), np.float32)  # half the model's size: resized in the figure and the metric
     person[:, 8:56, 8:24] = 1
     fig = viz.plot_attention_grid(rows, person_masks=person, save=tmp_path / "person.png")
-    assert "on person" in fig.axes[0].get_xlabel() and "area 38%" in fig.axes[0].get_xlabel()  # 48x16 of 64x32
+    assert "person " in fig.axes[0].get_xlabel() and "area 38%" in fig.axes[0].get_xlabel()  # 48x16 of 64x32
     _png(tmp_path / "person.png")
 
 

@@ -137,6 +137,8 @@ class AttentionMaps:
         mask_area: (B, h) fraction of the patches in each head's mass mask.
         threshold: the mass fraction of the masks.
         patch_size, stride: (height, width) of a token's patch and of the token step, in pixels.
+        block_entropy: (blocks, 2) normalised entropy of every block's CLS row and patch rows over the patches
+            (:func:`reid_lab.models.attention_entropy_by_block`, means over images), or None.
     """
 
     images: np.ndarray
@@ -151,6 +153,7 @@ class AttentionMaps:
     threshold: float
     patch_size: tuple[int, int]
     stride: tuple[int, int]
+    block_entropy: np.ndarray | None = None
 
     def pixels(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Token-grid maps (B, [C,] gh, gw) → pixel maps of the image size (:func:`to_pixels`); pixels no patch
@@ -216,7 +219,8 @@ def _normalised_entropy(p: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device = "cpu",
                    size: tuple[int, int] | None = None, mean: Sequence[float] = REID_MEAN,
-                   std: Sequence[float] = REID_STD, threshold: float = 0.6, rollout: bool = True) -> AttentionMaps:
+                   std: Sequence[float] = REID_STD, threshold: float = 0.6, rollout: bool = True,
+                   blocks: bool = False) -> AttentionMaps:
     """Last-block CLS attention (per head), mass masks and attention rollout of ``model`` on ``images``.
 
     Args:
@@ -228,8 +232,9 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
         mean, std: input normalisation the model was trained with (0.5 fine-tuned, ImageNet for DINO, SPEC §9.9).
         threshold: mass fraction of the masks (SPEC §6).
         rollout: also compute attention rollout.
+        blocks: also compute ``block_entropy`` (how uniform every block's attention is).
     """
-    from ..models import cls_attention_map
+    from ..models import attention_entropy_by_block, cls_attention_map
     from ..reid.inference import model_input_size
 
     base = _backbone(model)
@@ -243,6 +248,7 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
     try:
         heads = cls_attention_map(base, x, method="last").float().cpu()  # (B, h, gh, gw)
         roll = cls_attention_map(base, x, method="rollout").float().cpu()[:, 0] if rollout else None
+        by_block = attention_entropy_by_block(base, x).float().cpu().numpy() if blocks else None
     finally:
         base.train(was_training)
     b, h, gh, gw = heads.shape
@@ -267,6 +273,7 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
         threshold=float(threshold),
         patch_size=patch,  # type: ignore[arg-type]
         stride=stride,  # type: ignore[arg-type]
+        block_entropy=by_block,
     )
 
 
@@ -358,14 +365,15 @@ def mass_inside_table(results: Mapping[str, MassInside]) -> str:
     """Text table of :class:`MassInside` results: per model the attention mass on the person (mean ± sd over
     images, %), the person's area (the uniform baseline, %), mass / area, the least and most person-focused head
     and, if computed, rollout's mass on the person."""
-    lines = [f"{'model':24s} {'on person (%)':>14s} {'area (%)':>9s} {'mass/area':>10s} {'heads (%)':>10s} "
-             f"{'rollout (%)':>11s}"]
+    rollout = any(r.rollout_mass is not None for r in results.values())  # the column only when computed
+    lines = [f"{'model':26s} {'on person (%)':>14s} {'area (%)':>9s} {'mass/area':>10s} {'heads (%)':>10s}"
+             + (f" {'rollout (%)':>11s}" if rollout else "")]
     for name, r in results.items():
         s = r.summary()
-        roll = f"{100 * s['rollout_mass']:.1f}" if "rollout_mass" in s else "-"
         heads = f"{100 * s['worst_head_mass']:.0f}–{100 * s['best_head_mass']:.0f}"
-        lines.append(f"{name:24s} {100 * s['mass']:7.1f} ± {100 * s['mass_sd']:4.1f} {100 * s['area']:9.1f} "
-                     f"{s['concentration']:10.2f} {heads:>10s} {roll:>11s}")
+        roll = f"{100 * s['rollout_mass']:.1f}" if "rollout_mass" in s else "-"
+        lines.append(f"{name:26s} {100 * s['mass']:7.1f} ± {100 * s['mass_sd']:4.1f} {100 * s['area']:9.1f} "
+                     f"{s['concentration']:10.2f} {heads:>10s}" + (f" {roll:>11s}" if rollout else ""))
     return "\n".join(lines)
 
 
@@ -440,7 +448,7 @@ def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[s
     ``threshold`` of the mass (mean-over-heads map; for rollout the rollout's own mask). Below each panel: the
     mask's share of the patches (``threshold`` itself for uniform attention) and the peak (largest / mean patch
     weight, 1 for uniform attention). ``labels`` names the columns. With ``person_masks`` (B, H, W) the person's
-    outline is drawn dashed and the label gives the attention mass on the person next to its area
+    outline is drawn dashed and the label gives the attention mass on the person / its area
     (:func:`attention_mass_inside`). Returns the Figure.
     """
     if not rows:
@@ -478,7 +486,7 @@ def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[s
             label = f"mask {100 * mask[c].mean():.0f}% · peak {grid[c].max() / grid[c].mean():.2f}"
             if inside is not None:
                 on = inside.mass[c] if method == "mean" else inside.rollout_mass[c]
-                label += f"\non person {100 * on:.0f}% (area {100 * inside.area[c]:.0f}%)"
+                label += f"\nperson {100 * on:.0f}% / area {100 * inside.area[c]:.0f}%"
             ax.set_xlabel(label, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
