@@ -6,6 +6,7 @@ import torch
 
 from official_reference import reference
 from reid_lab.models import (
+    attention_entropy_by_block,
     attention_rollout,
     build_backbone,
     cls_attention_map,
@@ -94,6 +95,30 @@ def test_attention_rollout_discard_and_fusion():
         attention_rollout(model, x, head_fusion="median")
     with pytest.raises(ValueError, match="discard_ratio"):
         attention_rollout(model, x, discard_ratio=1.0)
+
+
+def test_attention_entropy_by_block():
+    """Zero queries in block 0 -> uniform rows (entropy exactly 1); queries x50 in block 1 -> far from uniform,
+    equal to the entropy computed from block_attention by hand."""
+    import math
+
+    torch.manual_seed(0)
+    model = build_backbone("vit_tiny").eval()
+    d = model.embed_dim
+    x = _images(2, 128, 64)
+    with torch.no_grad():
+        model.blocks[0].attn.qkv.weight[:d].zero_()
+        model.blocks[0].attn.qkv.bias[:d].zero_()
+        model.blocks[1].attn.qkv.weight[:d] *= 50
+        ent = attention_entropy_by_block(model, x)
+        t = model.blocks[0](model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x)))))
+        p = block_attention(model.blocks[1], t)[..., 1:]
+    assert ent.shape == (len(model.blocks), 2)
+    torch.testing.assert_close(ent[0], torch.ones(2))
+    p = p / p.sum(-1, keepdim=True)
+    h = -(p * p.clamp_min(1e-30).log()).sum(-1) / math.log(32)
+    torch.testing.assert_close(ent[1], torch.stack([h[:, :, 0].mean(), h[:, :, 1:].mean()]))
+    assert ent[1].max() < 0.9 and ent[2:].min() > 0.9  # the sharpened block stands out
 
 
 def test_cls_attention_map_grid():

@@ -17,3 +17,18 @@ def test_camera_shortcut_report_on_a_hand_made_case():
     assert r["errors_same_camera"] == pytest.approx(1.0)
     # own-camera share of the kept gallery: q0 keeps g1,g2,g3 -> cams 0,1,0 -> 2/3; q1 keeps all 4 -> cam 1 once -> 1/4
     assert r["same_camera_chance"] == pytest.approx((2 / 3 + 1 / 4) / 2)
+
+
+def test_keep_region_hand_computed():
+    from reid_lab.diagnostics import keep_region
+
+    images = np.full((1, 1, 5, 3), 200, np.uint8)
+    masks = np.array([[[0.0, 0.0, 1.0, 0.5, 0.0]]], np.float32)
+    person = keep_region(images, masks, "person", fill=100)
+    np.testing.assert_array_equal(person[0, 0, :, 0], [100, 100, 200, 150, 100])
+    background = keep_region(images, masks, "background", fill=100)
+    np.testing.assert_array_equal(background[0, 0, :, 0], [200, 200, 100, 150, 200])
+    grown = keep_region(images, masks, "background", grow=1, fill=100)  # mask after a 3-wide max filter: 0 1 1 1 .5
+    np.testing.assert_array_equal(grown[0, 0, :, 0], [200, 100, 100, 100, 150])
+    with pytest.raises(ValueError, match="keep must be"):
+        keep_region(images, masks, "head")

@@ -92,16 +92,23 @@ def check_05(m):
 def check_06(m):
     t, n = m["threshold"], m["num_patches"]
     assert 0 < t <= 1 and n >= 1
-    assert "random init" in m["attention"]
-    for name, s in {**m["attention"], **m["ics_vs_patchify"]}.items():
+    assert "random init · ICS" in m["attention"]
+    for name, s in m["attention"].items():
         assert 0 < s["entropy"] <= 1 + 1e-6 and 1 - 1e-6 <= s["peak"] <= n, name
         # no head needs more patches than uniform attention does to hold a fraction t of the mass
         assert 0 < s["mask_area"] <= t + 1 / n + 1e-6, name
+    assert set(m["mass_inside"]) == set(m["attention"])  # the smoke world is synthetic: every model is measured
+    for name, s in m["mass_inside"].items():
+        assert 0 < s["area"] < 1 and 0 <= s["worst_head_mass"] <= s["mass"] <= s["best_head_mass"] <= 1, name
+    headline = m["headline"]
+    assert "attention mass on the person, random init · ICS (%)" in headline
+    assert all("(%)" in k and any(ch.isdigit() for ch in v) for k, v in headline.items())
     best, worst = list(m["best_queries"].values()), list(m["worst_queries"].values())
     assert best and worst and all(_fraction(v) for v in best + worst)
     assert min(best) >= max(worst) and min(worst) <= m["mAP"] <= max(best)
     assert _fraction(m["rank1"]) and _fraction(m["mINP"])
-    assert {"attention_stages.png", "ranks_best.png", "ranks_worst.png", "tsne.png"} <= {Path(f).name for f in m["figures"]}
+    assert {"attention_stages.png", "attention_heads.png", "ranks_best.png", "ranks_worst.png", "tsne.png"} <= {
+        Path(f).name for f in m["figures"]}
     assert all(Path(f).is_file() for f in m["figures"])
 
 

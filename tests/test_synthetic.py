@@ -9,6 +9,7 @@ import csv
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,13 @@ from reid_lab.data.synthetic import (
     generate_msmt,
     generate_pool,
     generate_worlds,
+    person_mask,
+    person_masks,
     plan_market,
     read_world_info,
     sample_identity,
 )
+from reid_lab.data.synthetic.render import Canvas, _compose
 from reid_lab.data.synthetic import worlds as worlds_mod
 
 # SPEC §7.1 / §7.2 / §2.8 file names
@@ -281,6 +285,48 @@ def test_domains_look_different():
     market, msmt = mean_upper("market"), mean_upper("msmt")
     assert market[0] > msmt[0] + 0.1  # brighter clothes in summer
     assert msmt[1] > market[1] + 0.4  # long sleeves in winter
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Person masks
+# ---------------------------------------------------------------------------------------------------------------
+def test_canvas_mask_person_shapes_raise_it_occluders_cut_it():
+    cv = Canvas(np.zeros((8, 8, 3), np.float32))
+    cv.draw(cv.box(4, 4, 2, 2), (1.0, 0.0, 0.0))  # the person: pixels 2..5 x 2..5 (edges at 2 and 6)
+    assert cv.mask.sum() == 16 and cv.mask[2:6, 2:6].min() == 1
+    cv.draw(cv.box(4, 4, 8, 1), (0.0, 0.0, 1.0), person=False)  # a bar in front: rows 3..4 hidden
+    np.testing.assert_array_equal(cv.mask[:, 3], [0, 0, 1, 0, 0, 1, 0, 0])
+    assert cv.mask.sum() == 8
+
+
+def test_person_masks_cover_the_drawn_person(world):
+    cfg = small_cfg()
+    specs = {s.rel_path: s for s in plan_market(cfg)[0]}
+    query = sorted((world["market"] / "query").iterdir())
+    masks = person_masks(query)
+    assert masks.shape == (len(query), 64, 32) and masks.dtype == np.float32
+    assert masks.min() >= 0 and masks.max() <= 1
+    np.testing.assert_array_equal(masks, person_masks([str(p) for p in query]))  # deterministic, str or Path
+    area = masks.mean(axis=(1, 2))
+    assert np.all((area > 0.1) & (area < 0.8)), area  # a person fills a good part of the crop, never all of it
+    for path, mask in zip(query[:6], masks):
+        spec = specs[f"query/{path.name}"]
+        with_person = _compose(spec, 64, 32, cfg.synth_seed)[0].img
+        without = _compose(replace(spec, kind="background"), 64, 32, cfg.synth_seed)[0].img
+        changed = np.abs(with_person - without).max(-1) > 1e-6
+        assert changed[mask > 0.99].mean() > 0.95  # the person's pixels are the ones that changed
+        assert (~changed[mask == 0]).mean() > 0.8  # the rest is the same scene (up to an occluder)
+
+
+def test_person_masks_of_other_worlds_and_errors(world, tmp_path):
+    msmt = sorted((world["msmt"] / "test").rglob("*.jpg"))[:3]
+    assert person_masks(msmt).mean() > 0.1
+    background = [s for s in worlds_mod.plan_pool(small_cfg())[0] if s.kind == "background"][0]
+    assert not person_mask(background, 64, 32, 0).any()
+    with pytest.raises(ValueError, match="not inside a synthetic world"):
+        person_masks([tmp_path / "x.jpg"])
+    with pytest.raises(ValueError, match="not an image of the world"):
+        person_masks([world["market"] / "query" / "9999_c1s1_000000_01.jpg"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -115,6 +115,9 @@ def test_attention_maps_shapes(arch, build_size, image_size, stride, grid):
     assert np.all((maps.mask_area > 0) & (maps.mask_area <= 0.6 + 1 / (grid[0] * grid[1]) + 1e-6))
     px = maps.pixels(maps.mean)
     assert px.shape == (2, h, w)
+    one = maps.subset([1])
+    assert one.heads.shape == (1, heads, *grid) and np.array_equal(one.rollout[0], maps.rollout[1])
+    assert one.entropy.shape == (1, heads) and one.stride == maps.stride
     if stride == 12:  # columns 124..127 are covered by no 16-px patch placed every 12 px (16 + 9 * 12 = 124)
         assert np.all(px[:, :, 124:] == 0) and np.all(px[:, :, :124] > 0)
     assert model.training  # mode restored
@@ -127,8 +130,9 @@ def test_uniform_attention_gives_entropy_one_and_the_expected_mask():
     with torch.no_grad():
         model.base.blocks[-1].attn.qkv.weight[:384].zero_()
         model.base.blocks[-1].attn.qkv.bias[:384].zero_()
-    maps = viz.attention_maps(model, _images(1, 128, 64), rollout=False)
+    maps = viz.attention_maps(model, _images(1, 128, 64), rollout=False, blocks=True)
     np.testing.assert_allclose(maps.heads, 1 / 33, rtol=1e-5)
+    assert maps.block_entropy.shape == (len(model.base.blocks), 2) and maps.block_entropy[-1] == pytest.approx([1, 1])
     np.testing.assert_allclose(maps.entropy, 1, rtol=1e-5)
     np.testing.assert_allclose(maps.peak, 1, rtol=1e-5)
     # cumsum of 32 equal shares is k/32; > 0.4 from k = 13 on -> 20 of 32 patches kept
@@ -151,6 +155,65 @@ def test_attention_figures_write_pngs(tmp_path):
     with pytest.raises(ValueError, match="same number of images"):
         viz.plot_attention_grid({"a": rows["vit_tiny"], "b": viz.attention_maps(build_backbone("vit_tiny"),
                                                                                 _images(1, 128, 64))})
+
+
+def _maps(heads: np.ndarray, image_size: tuple[int, int], patch: int, rollout: np.ndarray | None = None):
+    """AttentionMaps around hand-made CLS attention (B, h, gh, gw); only the fields the metric reads are real."""
+    b, h = heads.shape[:2]
+    zeros = np.zeros((b, h))
+    return viz.AttentionMaps(images=np.zeros((b, *image_size, 3), np.uint8), heads=heads, head_masks=heads > 0,
+                             mean=heads.mean(1), mean_mask=heads.mean(1) > 0, rollout=rollout, entropy=zeros,
+                             peak=zeros, mask_area=zeros, threshold=0.6, patch_size=(patch, patch),
+                             stride=(patch, patch))
+
+
+def test_token_coverage_hand_computed():
+    mask = np.zeros((1, 4, 4), np.float32)
+    mask[0, :2, :2] = 1  # top-left 2x2 token fully inside
+    mask[0, :2, 2] = 1  # top-right token: 2 of its 4 pixels
+    np.testing.assert_allclose(viz.token_coverage(mask, (4, 4), 2, 2), [[[1.0, 0.5], [0.0, 0.0]]])
+    # a mask at twice the model's size is resized first: same coverage
+    big = np.kron(mask, np.ones((2, 2), np.float32))
+    np.testing.assert_allclose(viz.token_coverage(big, (4, 4), 2, 2), [[[1.0, 0.5], [0.0, 0.0]]], atol=1e-6)
+
+
+def test_attention_mass_inside_hand_computed():
+    """2x2 tokens of 2x2 pixels; coverage [[1, .5], [0, 0]] -> area 0.375.
+
+    head 1: patch weights [[.4, .2], [.1, .1]] (CLS->CLS took .2) -> renormalised [[.5, .25], [.125, .125]] ->
+    mass .5 + .5 * .25 = .625; head 2 uniform -> .25 + .5 * .25 = .375 = the area. Mean .5, concentration 4/3.
+    """
+    mask = np.zeros((1, 4, 4), np.float32)
+    mask[0, :2, :3] = 1
+    heads = np.array([[[[0.4, 0.2], [0.1, 0.1]], [[0.2, 0.2], [0.2, 0.2]]]], np.float32)
+    rollout = np.array([[[0.0, 0.0], [0.5, 0.5]]], np.float32)  # all on the background
+    out = viz.attention_mass_inside(_maps(heads, (4, 4), 2, rollout), mask)
+    np.testing.assert_allclose(out.head_mass, [[0.625, 0.375]])
+    np.testing.assert_allclose(out.mass, [0.5])
+    np.testing.assert_allclose(out.area, [0.375])
+    np.testing.assert_allclose(out.concentration, [4 / 3])
+    np.testing.assert_allclose(out.rollout_mass, [0.0])
+    s = out.summary()
+    assert s["mass"] == pytest.approx(0.5) and s["mass_sd"] == 0.0
+    assert s["best_head_mass"] == pytest.approx(0.625) and s["worst_head_mass"] == pytest.approx(0.375)
+    table = viz.mass_inside_table({"toy": out}).splitlines()
+    assert table[1].split() == ["toy", "50.0", "±", "0.0", "37.5", "1.33", "38–62", "0.0"]
+    no_rollout = viz.attention_mass_inside(_maps(heads, (4, 4), 2), mask)
+    assert "rollout" not in viz.mass_inside_table({"toy": no_rollout}).splitlines()[0]
+    with pytest.raises(ValueError, match="2 masks for 1 images"):
+        viz.attention_mass_inside(_maps(heads, (4, 4), 2), np.concatenate([mask, mask]))
+    with pytest.raises(ValueError, match="covers no token"):
+        viz.attention_mass_inside(_maps(heads, (4, 4), 2), np.zeros_like(mask))
+
+
+def test_attention_grid_with_person_outline(tmp_path):
+    torch.manual_seed(0)
+    rows = {"ics": viz.attention_maps(build_backbone("vit_tiny_ics"), _images(2, 128, 64, seed=2))}
+    person = np.zeros((2, 64, 32), np.float32)  # half the model's size: resized in the figure and the metric
+    person[:, 8:56, 8:24] = 1
+    fig = viz.plot_attention_grid(rows, person_masks=person, save=tmp_path / "person.png")
+    assert "person " in fig.axes[0].get_xlabel() and "area 38%" in fig.axes[0].get_xlabel()  # 48x16 of 64x32
+    _png(tmp_path / "person.png")
 
 
 def test_attention_maps_rejects_a_non_vit():

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from .attention import attention_rollout, cls_attention_map, last_selfattention
+from .attention import attention_entropy_by_block, attention_rollout, cls_attention_map, last_selfattention
 from .batchnorm import batchnorm_layers, reestimate_bn
 from .export import export_onnx
 from .heads import BNNeckHead, DINOHead, WeightNormLinear
@@ -34,6 +34,7 @@ __all__ = [
     "ReIDViT",
     "UnsafeCheckpointError",
     "WeightNormLinear",
+    "attention_entropy_by_block",
     "attention_rollout",
     "batchnorm_layers",
     "build_backbone",

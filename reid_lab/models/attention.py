@@ -11,17 +11,21 @@ weights, so the maps are exactly what the fused kernel computes.
   fuse heads, add the identity for the residual path, ``Ã = (A + I) / 2`` renormalised, and multiply over blocks,
   ``R = Ã_L ⋯ Ã_1``.
 * :func:`cls_attention_map` — the CLS row over the patch tokens, reshaped to the token grid.
+* :func:`attention_entropy_by_block` — how selective every block's attention is: the normalised entropy of the
+  CLS token's and of the patch tokens' attention rows (1 = uniform, every token averages all tokens).
 
 Call them under ``torch.no_grad()`` with the model in eval mode (drop-path would otherwise make maps random).
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["block_attention", "last_selfattention", "attention_rollout", "cls_attention_map"]
+__all__ = ["block_attention", "last_selfattention", "attention_rollout", "cls_attention_map",
+           "attention_entropy_by_block"]
 
 
 def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -108,3 +112,19 @@ def cls_attention_map(
     else:
         raise ValueError(f"method must be 'last' or 'rollout', got {method!r}")
     return a.reshape(a.shape[0], a.shape[1], gh, gw)
+
+
+def attention_entropy_by_block(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(blocks, 2): per block, the mean normalised entropy of the CLS token's attention over the patch tokens
+    (column 0) and of the patch tokens' attention over the patch tokens (column 1), each row renormalised over the
+    patches and divided by ln(gh·gw); 1 = uniform. Averaged over images, heads and rows (SPEC §6)."""
+    t = _embed(model, x)
+    n = t.shape[1] - 1
+    out = []
+    for blk in model.blocks:
+        p = block_attention(blk, t)[..., 1:]  # (B, heads, N, patches)
+        p = p / p.sum(-1, keepdim=True)
+        h = -(p * torch.log(p.clamp_min(1e-30))).sum(-1) / math.log(n) if n > 1 else torch.zeros(p.shape[:-1])
+        out.append(torch.stack([h[:, :, 0].mean(), h[:, :, 1:].mean()]))
+        t = blk(t)
+    return torch.stack(out)

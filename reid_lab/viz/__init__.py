@@ -2,7 +2,7 @@
 
 * :mod:`.figures` — camera grid, CMC curves, bar chart (notebooks 00–02) and the shared ``_figure``/``_save``;
 * :mod:`.attention` — last-block CLS attention per head, 60 %-mass masks and rollout for ViT / ViT+ICS at any
-  size and stride; a models × images grid (SPEC §6, USERS P10);
+  size and stride; a models × images grid; the attention mass on the person (SPEC §6, USERS P10);
 * :mod:`.ranking` — rank lists with green / red / ignored borders, AP and INP per query, best / worst queries
   (SPEC §4.6, USERS P11);
 * :mod:`.curves` — training curves from ``log.jsonl`` of several runs;
@@ -14,11 +14,15 @@ from .attention import (
     REID_MEAN,
     REID_STD,
     AttentionMaps,
+    MassInside,
+    attention_mass_inside,
     attention_maps,
+    mass_inside_table,
     mass_mask,
     plot_attention_grid,
     plot_attention_heads,
     to_pixels,
+    token_coverage,
 )
 from .curves import DEFAULT_METRICS, read_log, training_curves
 from .embedding import tsne
@@ -40,12 +44,15 @@ __all__ = [
     "REID_STD",
     "STATUS_STYLE",
     "AttentionMaps",
+    "MassInside",
     "RankList",
+    "attention_mass_inside",
     "attention_maps",
     "bar_chart",
     "best_and_worst_queries",
     "camera_grid",
     "cmc_curves",
+    "mass_inside_table",
     "mass_mask",
     "per_query_metrics",
     "plot_attention_grid",
@@ -56,6 +63,7 @@ __all__ = [
     "read_log",
     "select_queries",
     "to_pixels",
+    "token_coverage",
     "training_curves",
     "tsne",
 ]

@@ -29,11 +29,18 @@ Differences from the official script, on purpose:
   and three summary numbers per head: the normalised entropy of the CLS attention, its peak (largest / mean patch
   weight) and the area of the mass mask. Uniform attention gives 1, 1 and about ``t`` of the patches.
 
+How much attention falls on the person (:func:`attention_mass_inside`): given the person's pixel mask (the
+synthetic worlds re-draw it, :func:`reid_lab.data.synthetic.person_masks`), each token is covered by the fraction
+of its patch's pixels inside the mask (:func:`token_coverage`); the mass inside is the share of a head's CLS→patch
+attention (renormalised over the patches) weighted by that coverage. Uniform attention gets the mean coverage,
+the person's **area** on the token grid — so ``mass / area`` > 1 means attention concentrates on the person.
+
 Plots: :func:`plot_attention_heads` (one image: every head, their mean, the mask, rollout) and
 :func:`plot_attention_grid` (rows = models, columns = the same images). Both return a ``Figure``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -50,8 +57,9 @@ from .figures import _figure, _save
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REID_MEAN", "REID_STD", "AttentionMaps", "attention_maps", "mass_mask", "plot_attention_grid",
-           "plot_attention_heads", "to_pixels"]
+__all__ = ["REID_MEAN", "REID_STD", "AttentionMaps", "MassInside", "attention_mass_inside", "attention_maps",
+           "mass_inside_table", "mass_mask", "plot_attention_grid", "plot_attention_heads", "to_pixels",
+           "token_coverage"]
 
 REID_MEAN = (0.5, 0.5, 0.5)  # fine-tuning normalisation of every LUPerson-pretrained model (SPEC §9.9)
 REID_STD = (0.5, 0.5, 0.5)
@@ -129,6 +137,8 @@ class AttentionMaps:
         mask_area: (B, h) fraction of the patches in each head's mass mask.
         threshold: the mass fraction of the masks.
         patch_size, stride: (height, width) of a token's patch and of the token step, in pixels.
+        block_entropy: (blocks, 2) normalised entropy of every block's CLS row and patch rows over the patches
+            (:func:`reid_lab.models.attention_entropy_by_block`, means over images), or None.
     """
 
     images: np.ndarray
@@ -143,6 +153,7 @@ class AttentionMaps:
     threshold: float
     patch_size: tuple[int, int]
     stride: tuple[int, int]
+    block_entropy: np.ndarray | None = None
 
     def pixels(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Token-grid maps (B, [C,] gh, gw) → pixel maps of the image size (:func:`to_pixels`); pixels no patch
@@ -152,6 +163,13 @@ class AttentionMaps:
         t = torch.from_numpy(np.ascontiguousarray(arr[:, None] if squeeze else arr).astype(np.float32))
         out = to_pixels(t, self.images.shape[1:3], self.patch_size, self.stride, fill).numpy()
         return out[:, 0] if squeeze else out
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> AttentionMaps:
+        """The maps of the images ``index`` (e.g. a few of many for a figure)."""
+        idx = np.asarray(index, dtype=int)
+        per_image = ("images", "heads", "head_masks", "mean", "mean_mask", "rollout", "entropy", "peak", "mask_area")
+        return dataclasses.replace(self, **{f: None if getattr(self, f) is None else getattr(self, f)[idx]
+                                            for f in per_image})
 
     def summary(self) -> dict[str, float]:
         """Means over images and heads: ``entropy``, ``peak`` and ``mask_area``."""
@@ -201,7 +219,8 @@ def _normalised_entropy(p: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device = "cpu",
                    size: tuple[int, int] | None = None, mean: Sequence[float] = REID_MEAN,
-                   std: Sequence[float] = REID_STD, threshold: float = 0.6, rollout: bool = True) -> AttentionMaps:
+                   std: Sequence[float] = REID_STD, threshold: float = 0.6, rollout: bool = True,
+                   blocks: bool = False) -> AttentionMaps:
     """Last-block CLS attention (per head), mass masks and attention rollout of ``model`` on ``images``.
 
     Args:
@@ -213,8 +232,9 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
         mean, std: input normalisation the model was trained with (0.5 fine-tuned, ImageNet for DINO, SPEC §9.9).
         threshold: mass fraction of the masks (SPEC §6).
         rollout: also compute attention rollout.
+        blocks: also compute ``block_entropy`` (how uniform every block's attention is).
     """
-    from ..models import cls_attention_map
+    from ..models import attention_entropy_by_block, cls_attention_map
     from ..reid.inference import model_input_size
 
     base = _backbone(model)
@@ -228,6 +248,7 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
     try:
         heads = cls_attention_map(base, x, method="last").float().cpu()  # (B, h, gh, gw)
         roll = cls_attention_map(base, x, method="rollout").float().cpu()[:, 0] if rollout else None
+        by_block = attention_entropy_by_block(base, x).float().cpu().numpy() if blocks else None
     finally:
         base.train(was_training)
     b, h, gh, gw = heads.shape
@@ -252,14 +273,117 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
         threshold=float(threshold),
         patch_size=patch,  # type: ignore[arg-type]
         stride=stride,  # type: ignore[arg-type]
+        block_entropy=by_block,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Attention on the person
+# ---------------------------------------------------------------------------------------------------------
+def _resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pixel masks (B, H', W') resized (bilinear) to ``size`` (height, width); unchanged if already that size."""
+    m = np.asarray(masks, dtype=np.float32)
+    if m.ndim != 3:
+        raise ValueError(f"masks must be (B, H, W), got shape {m.shape}")
+    if m.shape[1:] == tuple(size):
+        return m
+    return F.interpolate(torch.from_numpy(m)[:, None], size=tuple(size), mode="bilinear",
+                         align_corners=False)[:, 0].numpy()
+
+
+def token_coverage(masks: np.ndarray, size: tuple[int, int], patch_size: int | tuple[int, int] = 16,
+                   stride: int | tuple[int, int] = 16) -> np.ndarray:
+    """Pixel masks (B, H', W') in [0, 1] → (B, gh, gw): the fraction of each token's patch inside the mask.
+
+    Masks are first resized (bilinear) to the model's input ``size`` (height, width) if they differ; a token's
+    patch is ``patch_size`` pixels placed every ``stride`` pixels (the grid of :func:`to_pixels`).
+    """
+    m = torch.from_numpy(_resize_masks(masks, size))[:, None]
+    ph, pw = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+    sh, sw = (stride, stride) if isinstance(stride, int) else tuple(stride)
+    return F.avg_pool2d(m, (ph, pw), (sh, sw))[:, 0].numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class MassInside:
+    """Share of the last-block CLS attention on the person, per image (:func:`attention_mass_inside`).
+
+    Attributes:
+        mass: (B,) mean over heads of each head's patch attention (renormalised to sum 1) on the person tokens.
+        head_mass: (B, h) the same per head.
+        area: (B,) the person's share of the token grid (mean token coverage): what uniform attention gets.
+        rollout_mass: (B,) the same share for attention rollout, or None.
+    """
+
+    mass: np.ndarray
+    head_mass: np.ndarray
+    area: np.ndarray
+    rollout_mass: np.ndarray | None
+
+    @property
+    def concentration(self) -> np.ndarray:
+        """(B,) mass / area: 1 = uniform attention, > 1 = attention concentrates on the person."""
+        return self.mass / self.area
+
+    def summary(self) -> dict[str, float]:
+        """Mean and sd over images of ``mass``, ``area``, ``concentration`` (and ``rollout_mass``), plus the mass
+        of the most and least person-focused head (means over images)."""
+        values = {"mass": self.mass, "area": self.area, "concentration": self.concentration}
+        if self.rollout_mass is not None:
+            values["rollout_mass"] = self.rollout_mass
+        out = {}
+        for key, v in values.items():
+            out[key], out[f"{key}_sd"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        per_head = self.head_mass.mean(0)
+        out["best_head_mass"], out["worst_head_mass"] = float(per_head.max()), float(per_head.min())
+        return out
+
+
+def attention_mass_inside(maps: AttentionMaps, masks: np.ndarray) -> MassInside:
+    """How much of ``maps``' CLS attention falls on the person given by pixel ``masks`` (B, H, W) (module doc).
+
+    The masks are brought to the token grid with :func:`token_coverage` (at the size the model saw); each head's
+    patch weights are renormalised to sum 1 (the CLS→CLS weight is not a place in the image).
+    """
+    if len(masks) != len(maps.heads):
+        raise ValueError(f"{len(masks)} masks for {len(maps.heads)} images")
+    cover = token_coverage(masks, maps.images.shape[1:3], maps.patch_size, maps.stride)
+    if cover.shape[1:] != maps.heads.shape[2:]:
+        raise ValueError(f"token grid of the masks {cover.shape[1:]} != attention grid {maps.heads.shape[2:]}")
+    area = cover.mean(axis=(1, 2))
+    if (area <= 0).any():
+        raise ValueError("a mask covers no token: the mass inside is undefined for an image without a person")
+    heads = maps.heads / maps.heads.sum(axis=(2, 3), keepdims=True)
+    head_mass = (heads * cover[:, None]).sum(axis=(2, 3))
+    roll = None
+    if maps.rollout is not None:
+        roll = (maps.rollout / maps.rollout.sum(axis=(1, 2), keepdims=True) * cover).sum(axis=(1, 2))
+    return MassInside(mass=head_mass.mean(1), head_mass=head_mass, area=area, rollout_mass=roll)
+
+
+def mass_inside_table(results: Mapping[str, MassInside]) -> str:
+    """Text table of :class:`MassInside` results: per model the attention mass on the person (mean ± sd over
+    images, %), the person's area (the uniform baseline, %), mass / area, the least and most person-focused head
+    and, if computed, rollout's mass on the person."""
+    rollout = any(r.rollout_mass is not None for r in results.values())  # the column only when computed
+    lines = [f"{'model':26s} {'on person (%)':>14s} {'area (%)':>9s} {'mass/area':>10s} {'heads (%)':>10s}"
+             + (f" {'rollout (%)':>11s}" if rollout else "")]
+    for name, r in results.items():
+        s = r.summary()
+        heads = f"{100 * s['worst_head_mass']:.0f}–{100 * s['best_head_mass']:.0f}"
+        roll = f"{100 * s['rollout_mass']:.1f}" if "rollout_mass" in s else "-"
+        lines.append(f"{name:26s} {100 * s['mass']:7.1f} ± {100 * s['mass_sd']:4.1f} {100 * s['area']:9.1f} "
+                     f"{s['concentration']:10.2f} {heads:>10s}" + (f" {roll:>11s}" if rollout else ""))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------------------------
-def _overlay(ax, image: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, *, alpha: float = 0.55) -> None:
-    """The image, a heat map scaled to its own maximum on top, the mask's outline in cyan."""
+def _overlay(ax, image: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, *, alpha: float = 0.55,
+             person: np.ndarray | None = None) -> None:
+    """The image, a heat map scaled to its own maximum on top, the mask's outline in cyan (the person's, if
+    given, dashed in lime)."""
     ax.imshow(image)
     if heat is not None:  # min-max per panel: the colours show where attention is relatively high, not how much
         low, high = float(np.nanmin(heat)), float(np.nanmax(heat))
@@ -267,6 +391,8 @@ def _overlay(ax, image: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | 
                   vmin=0, vmax=1)
     if mask is not None and mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=1.0)
+    if person is not None and person.max() > 0.5 > person.min():
+        ax.contour(person.astype(float), levels=[0.5], colors="lime", linewidths=0.9, linestyles="dashed")
     ax.set_xticks([]), ax.set_yticks([])
 
 
@@ -313,14 +439,17 @@ def plot_attention_heads(maps: AttentionMaps, index: int = 0, *, title: str | No
 
 
 def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[str] | None = None,
-                        method: str = "mean", title: str | None = None, save: str | os.PathLike | None = None):
+                        method: str = "mean", title: str | None = None, person_masks: np.ndarray | None = None,
+                        save: str | os.PathLike | None = None):
     """The same images seen by several models: one row per model, one column per image.
 
     Each panel overlays the model's head-averaged last-block CLS attention (``method="mean"``) or its attention
     rollout (``"rollout"``) on the image, colours scaled min-to-max per panel, with the outline of the mask holding
     ``threshold`` of the mass (mean-over-heads map; for rollout the rollout's own mask). Below each panel: the
     mask's share of the patches (``threshold`` itself for uniform attention) and the peak (largest / mean patch
-    weight, 1 for uniform attention). ``labels`` names the columns. Returns the Figure.
+    weight, 1 for uniform attention). ``labels`` names the columns. With ``person_masks`` (B, H, W) the person's
+    outline is drawn dashed and the label gives the attention mass on the person / its area
+    (:func:`attention_mass_inside`). Returns the Figure.
     """
     if not rows:
         raise ValueError("rows is empty: pass {model name: attention_maps(...)}")
@@ -345,14 +474,20 @@ def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[s
             grid, mask = maps.mean, maps.mean_mask
         heat_px = maps.pixels(grid, np.nan)
         mask_px = maps.pixels(mask.astype(np.float32)) >= 0.5
+        inside = None if person_masks is None else attention_mass_inside(maps, person_masks)
+        person_px = None if person_masks is None else _resize_masks(person_masks, maps.images.shape[1:3])
         for c in range(n):
             ax = axes[r, c]
-            _overlay(ax, maps.images[c], heat_px[c], mask_px[c])
+            _overlay(ax, maps.images[c], heat_px[c], mask_px[c], person=None if person_px is None else person_px[c])
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
             if r == 0 and labels is not None:
                 ax.set_title(labels[c], fontsize=8)
-            ax.set_xlabel(f"mask {100 * mask[c].mean():.0f}% · peak {grid[c].max() / grid[c].mean():.2f}", fontsize=7)
+            label = f"mask {100 * mask[c].mean():.0f}% · peak {grid[c].max() / grid[c].mean():.2f}"
+            if inside is not None:
+                on = inside.mass[c] if method == "mean" else inside.rollout_mass[c]
+                label += f"\nperson {100 * on:.0f}% / area {100 * inside.area[c]:.0f}%"
+            ax.set_xlabel(label, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -9,10 +9,11 @@ writes them exactly as Market-1501, MSMT17 and LUPerson are laid out; the projec
 ['luperson', 'market1501', 'msmt17']
 
 ``render`` holds the drawing (identities, nuisances, domains); ``worlds`` the layouts, file names and splits.
+``person_masks(paths)`` re-draws the visible person's pixel mask of any generated image (nothing extra on disk).
 """
 from __future__ import annotations
 
-from reid_lab.data.synthetic.render import DOMAINS, Identity, ImageSpec, render, sample_identity
+from reid_lab.data.synthetic.render import DOMAINS, Identity, ImageSpec, person_mask, render, sample_identity
 from reid_lab.data.synthetic.worlds import (
     GENERATOR_VERSION,
     WORLD_FILE,
@@ -20,6 +21,7 @@ from reid_lab.data.synthetic.worlds import (
     generate_msmt,
     generate_pool,
     generate_worlds,
+    person_masks,
     plan_market,
     plan_msmt,
     plan_pool,
@@ -28,6 +30,6 @@ from reid_lab.data.synthetic.worlds import (
 
 __all__ = [
     "DOMAINS", "GENERATOR_VERSION", "WORLD_FILE", "Identity", "ImageSpec", "generate_market", "generate_msmt",
-    "generate_pool", "generate_worlds", "plan_market", "plan_msmt", "plan_pool", "read_world_info", "render",
-    "sample_identity",
+    "generate_pool", "generate_worlds", "person_mask", "person_masks", "plan_market", "plan_msmt", "plan_pool",
+    "read_world_info", "render", "sample_identity",
 ]

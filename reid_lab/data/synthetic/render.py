@@ -27,7 +27,7 @@ from PIL import Image, ImageFilter
 
 __all__ = [
     "DOMAINS", "DomainStyle", "Identity", "ImageSpec", "VIEWS", "PATTERNS", "LOWER_KINDS",
-    "sample_identity", "render", "encode_jpeg", "stable_hash",
+    "sample_identity", "render", "person_mask", "encode_jpeg", "stable_hash",
 ]
 
 VIEWS = ("front", "back", "left", "right")  # left/right: profile, person walking towards image left/right
@@ -243,6 +243,9 @@ class ImageSpec:
 class Canvas:
     """An RGB float image plus a person-coverage mask; shapes are painted back to front.
 
+    ``mask`` is the visible person's coverage in [0, 1]: person shapes raise it, other shapes (``person=False``)
+    painted over it lower it by their own coverage.
+
     ``stretch`` > 1 draws horizontally stretched shapes (coordinates are in unstretched units, ``self.w`` is the
     unstretched width): a detector box narrower than 1:2 is stretched like this when resized to 128x64.
     """
@@ -275,6 +278,8 @@ class Canvas:
         region += alpha[..., None] * (col - region)
         if person:
             np.maximum(self.mask[sl], alpha, out=self.mask[sl])
+        else:  # drawn in front of the person (an occluder): hides it
+            self.mask[sl] *= 1.0 - alpha
         return alpha
 
     # --- primitives: each returns (window, signed distance in pixels) or None when off-canvas ---------------
@@ -726,8 +731,10 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def render(spec: ImageSpec, height: int, width: int, world_seed: int) -> tuple[np.ndarray, int]:
-    """Render ``spec`` at ``height`` × ``width``; return (uint8 HxWx3 RGB, JPEG quality to save it with)."""
+def _compose(spec: ImageSpec, height: int, width: int, world_seed: int
+             ) -> tuple[Canvas, np.random.Generator, DomainStyle, bool]:
+    """The scene of ``spec`` before the camera: (canvas, the image's generator, its style, whether a person was
+    drawn). The generator is left where :func:`render` continues with the camera's draws."""
     rng = np.random.default_rng(list(spec.seed))
     style = DOMAINS[spec.domain]
     # a detector's box narrower than 1:2 is stretched when resized to the dataset's fixed size: draw the
@@ -736,8 +743,8 @@ def render(spec: ImageSpec, height: int, width: int, world_seed: int) -> tuple[n
     cv = Canvas(_background(spec, style, rng, world_seed, height, width), stretch)
     h, w = cv.h, cv.w  # w: the width in unstretched units, where the shapes are drawn
     kind = spec.kind
-
-    if kind in ("person", "distractor") or (kind == "junk" and rng.random() < 0.5):
+    person = kind in ("person", "distractor") or (kind == "junk" and rng.random() < 0.5)
+    if person:
         ident = spec.identity if spec.identity is not None else sample_identity(style, rng)
         view = spec.view if (spec.view is not None and rng.random() < 0.7) else VIEWS[int(rng.integers(4))]
         phase = float(rng.uniform(0, 2 * np.pi))
@@ -772,6 +779,24 @@ def render(spec: ImageSpec, height: int, width: int, world_seed: int) -> tuple[n
     elif kind not in ("background", "junk"):
         raise ValueError(f"unknown image kind {kind!r}; expected person, distractor, junk, background, vehicle "
                          f"or clutter")
+    return cv, rng, style, person
+
+
+def person_mask(spec: ImageSpec, height: int, width: int, world_seed: int) -> np.ndarray:
+    """The visible person's pixel coverage (H, W) float32 in [0, 1] of the image :func:`render` draws for ``spec``.
+
+    Re-draws the scene without the camera (same generator draws, so the same person at the same place): soft
+    edges are fractional, occluders drawn in front of the person are cut out, and an image without a person
+    (background, vehicle, clutter, half of the junk) gives zeros. The camera's blur is not applied.
+    """
+    cv, _, _, person = _compose(spec, height, width, world_seed)
+    return cv.mask if person else np.zeros_like(cv.mask)
+
+
+def render(spec: ImageSpec, height: int, width: int, world_seed: int) -> tuple[np.ndarray, int]:
+    """Render ``spec`` at ``height`` × ``width``; return (uint8 HxWx3 RGB, JPEG quality to save it with)."""
+    cv, rng, style, _ = _compose(spec, height, width, world_seed)
+    h = cv.h
 
     # ---- camera: a per-image draw around the camera's tendency ----------------------------------------------
     gains, log_b, blur = _camera_tendency(spec.scenes, world_seed, spec.camera)

@@ -13,6 +13,7 @@ fields that shape it, counts) written *last*: a folder without it is an interrup
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
@@ -21,6 +22,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ from reid_lab.data.synthetic.render import (
     VIEWS,
     ImageSpec,
     encode_jpeg,
+    person_mask,
     render,
     sample_identity,
     stable_hash,
@@ -40,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "GENERATOR_VERSION", "WORLD_FILE", "generate_worlds", "generate_market", "generate_msmt", "generate_pool",
-    "plan_market", "plan_msmt", "plan_pool", "read_world_info",
+    "plan_market", "plan_msmt", "plan_pool", "read_world_info", "person_masks",
 ]
 
 GENERATOR_VERSION = "1.0"
@@ -375,6 +378,56 @@ def read_world_info(folder: str | os.PathLike) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _world_folder(path: Path) -> Path:
+    """The generated world folder (the nearest ancestor with a ``world.json``) that holds the image ``path``."""
+    for folder in path.resolve().parents:
+        if (folder / WORLD_FILE).is_file():
+            return folder
+    raise ValueError(f"{path} is not inside a synthetic world (no {WORLD_FILE} in any parent folder): person "
+                     f"masks exist only for the images of reid_lab.data.synthetic")
+
+
+@functools.lru_cache(maxsize=4)
+def _world_specs(folder: Path) -> tuple[dict[str, ImageSpec], int, int, int]:
+    """Re-plan the world in ``folder`` from its ``world.json``: ({relative path: spec}, height, width, seed)."""
+    info = read_world_info(folder)
+    if info is None or info.get("generator_version") != GENERATOR_VERSION:
+        raise ValueError(f"{folder}/{WORLD_FILE} is missing or from another generator version than "
+                         f"{GENERATOR_VERSION}: regenerate the world to get its person masks")
+    cfg = SimpleNamespace(**info["config"])
+    world = info["world"]
+    if world == "market1501":
+        specs = plan_market(cfg)[0]
+    elif world == "msmt17":
+        specs = plan_msmt(cfg, info.get("version", "v1"))[0]
+    elif world == "luperson":
+        specs = plan_pool(cfg)[0]
+    else:
+        raise ValueError(f"{folder}: unknown world {world!r}")
+    return {s.rel_path: s for s in specs}, cfg.synth_height, cfg.synth_width, cfg.synth_seed
+
+
+def person_masks(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """The visible person's pixel coverage (N, H, W) float32 in [0, 1] of generated world images (SPEC §7).
+
+    Nothing is stored: each world is re-planned from its ``world.json`` and each mask re-drawn from the image's
+    spec (:func:`~reid_lab.data.synthetic.render.person_mask`), so the masks match the files exactly and the
+    world folders keep the real datasets' layout. Raises ``ValueError`` for an image outside a synthetic world.
+    """
+    out = []
+    for p in paths:
+        path = Path(p)
+        folder = _world_folder(path)
+        specs, height, width, seed = _world_specs(folder)
+        rel = path.resolve().relative_to(folder).as_posix()
+        if rel not in specs:
+            raise ValueError(f"{path}: not an image of the world in {folder}")
+        out.append(person_mask(specs[rel], height, width, seed))
+    if not out:
+        raise ValueError("no image paths given")
+    return np.stack(out)
 
 
 def _fingerprint(world: str, cfg: Any, fields: Sequence[str], **extra: Any) -> dict[str, Any]:
