@@ -138,6 +138,10 @@ class UDAConfig(USLConfig):
     """Domain adaptation = USL on the target from a source-supervised checkpoint (SPEC §5.7)."""
 
     source_dataset: str = "msmt17"
+    # Our addition, off in the paper's recipe: before the first epoch, re-estimate every BatchNorm's running
+    # statistics (ICS stem, BN neck) on the target's training images without gradients (AdaBN), so the first
+    # pseudo labels and memory come from target-normalised features (reid_lab.usl.train, SPEC §5.7).
+    adabn: bool = False
 
 
 @dataclass(frozen=True)
