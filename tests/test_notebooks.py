@@ -84,8 +84,11 @@ def check_05(m):
     assert {r["direction"] for r in runs.values()} == set(m["directions"]) and len(m["directions"]) >= 1
     assert {r["arch"] for r in runs.values()} == set(m["archs"]) and len(m["archs"]) == 2  # with and without ICS
     for name, r in runs.items():
-        assert all(_fraction(r[k]) for k in ("source_mAP", "direct_mAP", "direct_rank1", "uda_mAP", "uda_rank1")), name
+        assert all(_fraction(r[k]) for k in ("source_mAP", "direct_mAP", "direct_rank1", "bn_only_mAP", "uda_mAP",
+                                             "uda_rank1")), name
+        assert all(e["purity"] is None or _fraction(e["purity"]) for e in r["per_epoch"]), name
         _check_usl_epochs(r["per_epoch"], r["uda_epochs"])
+    assert len(m["headline"]) == len(runs) and all("%" in k for k in m["headline"])
 
 
 # --- check_06 (visualization) goes here ---

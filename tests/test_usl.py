@@ -297,3 +297,76 @@ def test_cli_parses_and_runs_a_smoke_usl(tmp_path):
     assert run_usl_cli(args) == 0
     assert (tmp_path / "out" / "model.pth").is_file()
     assert len(engine.JsonlLog(tmp_path / "out" / "log.jsonl").read()) == resolve("usl", "smoke").epochs
+
+
+# ------------------------------------------------------------------------------------------------ AdaBN (UDA option)
+class _MeanColour(nn.Module):
+    """A 'backbone' whose feature is each image's mean colour (3-D), through a dropout that must stay off."""
+
+    embed_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(x.mean(dim=(2, 3)))
+
+
+def test_adapt_bn_sets_the_neck_statistics_to_the_eval_features_of_the_images(dataset):
+    from reid_lab.data import build_usl_transforms
+    from reid_lab.usl import adapt_bn
+
+    model = USLModel(_MeanColour())
+    model.train()
+    samples = sorted(dataset.train)
+    assert adapt_bn(model, samples, _cfg(batch_size=16, bn_chunks=2), "cpu") == math.ceil(len(samples) / 8)
+    transform = build_usl_transforms(64, 32, train=False)
+    feats = torch.stack([transform(_open(s.path)).mean(dim=(1, 2)) for s in samples])  # no dropout: eval features
+    torch.testing.assert_close(model.bottleneck.running_mean, feats.mean(0), rtol=0, atol=1e-5)
+    # cumulative average of per-batch unbiased variances (8 images per batch = the BN chunk of 16 / 2)
+    per_batch = torch.stack([feats[i:i + 8].var(0, unbiased=True) for i in range(0, len(feats), 8)])
+    torch.testing.assert_close(model.bottleneck.running_var, per_batch.mean(0), rtol=1e-4, atol=1e-6)
+    assert model.training and model.base.drop.training  # the mode is restored
+
+
+def _open(path: str):
+    from PIL import Image
+
+    return Image.open(path).convert("RGB")
+
+
+def test_uda_adabn_start_is_the_bn_only_baseline_and_survives_resume(dataset, tmp_path):
+    from reid_lab.reid import build_reid_model, reid_checkpoint
+    from reid_lab.usl import bn_only_transfer
+    from reid_lab.usl_plots import cluster_purity
+
+    torch.manual_seed(7)
+    source = build_reid_model("vit_tiny", num_classes=7, img_size=(64, 32))
+    engine.save_checkpoint(reid_checkpoint(source.eval(), epoch=1), tmp_path / "source.pth")
+    cfg = resolve("uda", "smoke", **{**vars(_cfg(epochs=2, iters=1, eval_step=1)), "adabn": True})
+    baseline = bn_only_transfer(cfg, dataset, tmp_path / "source.pth", device="cpu")
+    part = train_uda(cfg, dataset, tmp_path / "source.pth", tmp_path / "uda", device="cpu", show_progress=False,
+                     stop_after=1)
+    assert part.bn_adapted == baseline and set(baseline) >= {"mAP", "rank1"}
+    record = part.history[0]
+    labels = pseudo_label_epoch(None, sorted(dataset.train), cfg, "cpu",
+                                features=_features_after_adabn(cfg, dataset, tmp_path / "source.pth"))
+    assert record["num_clusters"] == labels.num_clusters
+    assert record["purity"] == pytest.approx(cluster_purity(labels.labels, [s.pid for s in sorted(dataset.train)]))
+    resumed = train_uda(cfg, dataset, tmp_path / "source.pth", tmp_path / "uda", device="cpu", show_progress=False)
+    assert resumed.finished and resumed.bn_adapted == baseline
+    assert engine.load_checkpoint(resumed.model_path)["bn_adapted"] == baseline
+    plain = train_uda(resolve("uda", "smoke", **{**vars(cfg), "adabn": False}), dataset, tmp_path / "source.pth",
+                      tmp_path / "plain", device="cpu", show_progress=False, stop_after=1)
+    assert plain.bn_adapted == {} and plain.initial == part.initial
+
+
+def _features_after_adabn(cfg, dataset, source):
+    from reid_lab.usl import adapt_bn, extract_features_for_clustering
+
+    engine.seed_everything(cfg.seed)
+    model = build_usl_model(cfg, source)
+    adapt_bn(model, sorted(dataset.train), cfg, "cpu")
+    return extract_features_for_clustering(model.eval(), sorted(dataset.train), cfg.height, cfg.width, "cpu",
+                                           progress=False)

@@ -5,19 +5,21 @@
   features → Jaccard + DBSCAN pseudo labels → centroids, usable on their own (eps sweeps, USERS P18);
 * :class:`ClusterMemory`, :func:`cluster_centroids` — the memory and its hard-sample update (:mod:`.memory`);
 * :class:`GhostBatchNorm` — multi-GPU ``DataParallel`` BN statistics on one device (:mod:`.ghost_bn`, USERS P1);
-* :class:`USLModel`, :func:`build_usl_model`, :func:`evaluate_usl`.
+* :class:`USLModel`, :func:`build_usl_model`, :func:`evaluate_usl`;
+* :func:`adapt_bn`, :func:`bn_only_transfer` — AdaBN on target images, our UDA addition and baseline (:mod:`.train`).
 """
 from __future__ import annotations
 
 from .ghost_bn import GhostBatchNorm, chunks_per_process, frozen_running_stats
 from .memory import ClusterMemory, cluster_centroids, hardest_per_cluster
 from .train import (
-    PseudoLabels, USLModel, USLResult, build_optimizer, build_usl_model, evaluate_usl, extract_features_for_clustering,
+    PseudoLabels, USLModel, USLResult, adapt_bn, bn_only_transfer, build_optimizer, build_usl_model, evaluate_usl, extract_features_for_clustering,
     pseudo_label_epoch, train_uda, train_usl,
 )
 
 __all__ = [
-    "ClusterMemory", "GhostBatchNorm", "PseudoLabels", "USLModel", "USLResult", "build_optimizer", "build_usl_model",
+    "ClusterMemory", "GhostBatchNorm", "PseudoLabels", "USLModel", "USLResult", "adapt_bn", "bn_only_transfer",
+    "build_optimizer", "build_usl_model",
     "chunks_per_process", "cluster_centroids", "evaluate_usl", "extract_features_for_clustering",
     "frozen_running_stats", "hardest_per_cluster", "pseudo_label_epoch", "train_uda", "train_usl",
 ]

@@ -48,6 +48,13 @@ Differences from the official code, on purpose:
 * Random erasing fills with the correctly normalised mean colour (SPEC §9.11; see
   :func:`reid_lab.data.build_usl_transforms`).
 * The k-NN of the Jaccard distance uses a faiss GPU index only when one is available (SPEC §9.4, USERS P9).
+* **AdaBN start (UDA, opt-in).** ``UDAConfig.adabn=True`` re-estimates every BatchNorm's running statistics (ICS
+  stem, fresh BN neck) on the target's training images before the first epoch (:func:`adapt_bn`); the official code
+  does not. Without it, the first epoch's centroids come from eval-mode features normalised with the *source*
+  statistics (stem) and the identity (fresh neck), while the training forward normalises with target batch
+  statistics — the memory and the features it is trained against live in different coordinates.
+  :func:`bn_only_transfer` is the same step alone, as a baseline (no gradient step at all). Each epoch also logs the
+  pseudo labels' ``purity`` against true ids — display only, like ARI/NMI.
 """
 from __future__ import annotations
 
@@ -72,7 +79,7 @@ from .. import engine
 from ..clustering import PseudoLabelStats, dbscan_pseudo_labels, summarize_labels
 from ..config import UDAConfig, USLConfig, to_dict
 from ..data import ImageDataset, RandomMultipleGallerySampler, ReIDDataset, Sample
-from ..models import build_backbone, load_pretrained
+from ..models import batchnorm_layers, build_backbone, load_pretrained, reestimate_bn
 from ..reid.model import ReIDModel, reid_checkpoint
 from ..runlock import locked_run
 from .ghost_bn import GhostBatchNorm, chunks_per_process
@@ -81,7 +88,7 @@ from .memory import ClusterMemory, cluster_centroids
 logger = logging.getLogger(__name__)
 
 __all__ = ["CHECKPOINT_NAME", "LOG_NAME", "MODEL_NAME", "PseudoLabels", "USLModel", "USLResult", "build_optimizer",
-           "build_usl_model", "evaluate_usl", "extract_features_for_clustering", "pseudo_label_epoch", "train_uda",
+           "adapt_bn", "bn_only_transfer", "build_usl_model", "evaluate_usl", "extract_features_for_clustering", "pseudo_label_epoch", "train_uda",
            "train_usl"]
 
 CHECKPOINT_NAME = "checkpoint.pth"  # training state, every epoch
@@ -138,9 +145,10 @@ class USLResult:
         model: the trained :class:`USLModel` in eval mode (``model(x)`` = post-BN, L2-normalised feature).
         history: one record per epoch (also in ``log.jsonl``): ``epoch``, ``num_clusters``, ``num_outliers``,
             ``outlier_fraction``, ``ari``/``nmi`` (None without true ids), ``loss`` (None for a skipped epoch),
-            ``lr``, ``seconds`` (whole epoch), ``images_per_s`` (training), ``cluster_seconds``, ``skipped``; on
+            ``purity`` (display only, None without true ids), ``lr``, ``seconds`` (whole epoch), ``images_per_s`` (training), ``cluster_seconds``, ``skipped``; on
             evaluation epochs also ``mAP``, ``rank1``, ``rank5``, ``rank10``, ``mINP`` (fractions).
         initial: metrics of the starting model before any training (epoch 0; ``{}`` on ranks > 0).
+        bn_adapted: metrics after the AdaBN start (``cfg.adabn``), before any gradient step; ``{}`` without it.
         final: metrics of the last evaluation (after the last epoch when ``finished``; ``{}`` on ranks > 0).
         checkpoint: ``output_dir/checkpoint.pth`` (training state of the last finished epoch).
         model_path: ``output_dir/model.pth`` once all epochs are done, else ``None``.
@@ -155,6 +163,7 @@ class USLResult:
     epochs_done: int = 0
     finished: bool = False
     output_dir: Path | None = None
+    bn_adapted: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -332,6 +341,63 @@ def build_optimizer(model: nn.Module, cfg: USLConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'SGD', 'Adam' or 'AdamW', got {cfg.optimizer!r}")
 
 
+# ----------------------------------------------------------------------------------------------- AdaBN
+def adapt_bn(model: USLModel, samples: Sequence[Sample], cfg: USLConfig, device: str | torch.device, *,
+             num_workers: int = 0) -> int:
+    """Re-estimate ``model``'s BatchNorm running statistics on ``samples`` (AdaBN; our addition, module doc).
+
+    The images go through the clustering (test) transform in batches of ``cfg.batch_size // cfg.bn_chunks`` — the
+    chunk one BatchNorm sees in training (:mod:`~reid_lab.usl.ghost_bn`); no gradient, no parameter changes
+    (:func:`reid_lab.models.reestimate_bn`). Everything but the BatchNorm layers stays in eval mode (no drop path),
+    so the statistics are those of the features clustering and testing see. Returns the number of batches used
+    (0: the model has no BatchNorm).
+    """
+    from ..data import build_usl_transforms
+
+    device = torch.device(device)
+    loader = DataLoader(ImageDataset(list(samples), build_usl_transforms(cfg.height, cfg.width, train=False)),
+                        batch_size=max(1, cfg.batch_size // cfg.bn_chunks), num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            return reestimate_bn(_OnlyBatchNormTrains(model), loader, device)
+    finally:
+        model.train(was_training)
+
+
+class _OnlyBatchNormTrains(nn.Module):
+    """``module`` whose ``train()`` switches only its BatchNorm layers (the rest stays in eval mode)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def train(self, mode: bool = True) -> _OnlyBatchNormTrains:
+        self.training = mode
+        self.module.eval()
+        for layer in batchnorm_layers(self.module):
+            layer.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def bn_only_transfer(cfg: USLConfig, target: ReIDDataset, source_checkpoint: str | os.PathLike | dict, *,
+                     device: str | torch.device = "auto", num_workers: int = 0, batch_size: int = 256
+                     ) -> dict[str, float]:
+    """The BN-only baseline: the source backbone (fresh BN neck, as :func:`train_uda`) with :func:`adapt_bn` on
+    ``target.train`` — no gradient step — evaluated on the target's query/gallery (metrics as :func:`evaluate_usl`).
+    """
+    dev = engine.resolve_device(device, 0)
+    model = build_usl_model(cfg, source_checkpoint).to(dev)
+    adapt_bn(model, sorted(target.train), cfg, dev, num_workers=num_workers)
+    model.eval()
+    return evaluate_usl(model, target, dev, height=cfg.height, width=cfg.width, batch_size=batch_size,
+                        num_workers=num_workers, progress=False)
+
+
 # ----------------------------------------------------------------------------------------------- evaluation
 def evaluate_usl(model: nn.Module, dataset: ReIDDataset, device: str | torch.device, *, height: int, width: int,
                  batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> dict[str, float]:
@@ -469,6 +535,7 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
         engine.restore_rank_rng(ckpt.get("rng"), info, seed=cfg.seed, epoch=start_epoch)
         history = [dict(r) for r in ckpt.get("history", [])]
         initial, final = dict(ckpt.get("initial") or {}), dict(ckpt.get("metrics") or {})
+        bn_adapted = dict(ckpt.get("bn_adapted") or {})
         if info.is_main:
             log.truncate("epoch", start_epoch)
         last_good = resume_path
@@ -478,9 +545,16 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
             log.path.unlink()
         engine.seed_everything(cfg.seed + info.rank)  # ranks draw different augmentations
         initial = evaluate_now()
-        final = dict(initial)
+        final, bn_adapted = dict(initial), {}
         if initial:
             logger.info("before training: mAP %.1f%%, Rank-1 %.1f%%", 100 * initial["mAP"], 100 * initial["rank1"])
+        if getattr(cfg, "adabn", False):
+            adapt_bn(model, train_samples, cfg, dev, num_workers=num_workers)
+            _sync_buffers(model, dev)
+            final = bn_adapted = evaluate_now()
+            if bn_adapted:
+                logger.info("after AdaBN on the target: mAP %.1f%%, Rank-1 %.1f%%", 100 * bn_adapted["mAP"],
+                            100 * bn_adapted["rank1"])
     logger.info("USL %s on %s: %d images, eps %.3g, %d process(es) x batch %d (%d BN chunk(s) each), %d it/epoch, "
                 "%d epochs, amp %s, device %s", cfg.arch, getattr(dataset, "name", "data"), len(train_samples),
                 cfg.eps, info.world_size, cfg.batch_size // info.world_size, chunks, cfg.iters, cfg.epochs,
@@ -497,7 +571,8 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
         stats = labels.stats
         record: dict[str, Any] = {"epoch": epoch + 1, "num_clusters": stats.num_clusters,
                                   "num_outliers": stats.num_outliers, "outlier_fraction": stats.outlier_fraction,
-                                  "ari": stats.ari, "nmi": stats.nmi, "loss": None, "lr": lr,
+                                  "ari": stats.ari, "nmi": stats.nmi, "purity": _purity(labels.labels, train_samples),
+                                  "loss": None, "lr": lr,
                                   "cluster_seconds": cluster_seconds, "images_per_s": 0.0, "skipped": True}
         batches = None
         if stats.num_clusters == 0:
@@ -561,6 +636,7 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
             state = reid_checkpoint(model, trainer=FORMAT, optimizer=optimizer.state_dict(),
                                     scheduler=scheduler.state_dict(), epoch=epoch + 1, config=to_dict(cfg),
                                     rng=rng_states, initial=initial, metrics=final, history=history,
+                                    bn_adapted=bn_adapted,
                                     scaler=scaler.state_dict() if scaler is not None else None,
                                     world_size=info.world_size, init=_describe(init))
             engine.save_checkpoint(state, ckpt_path)
@@ -576,13 +652,14 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
     finished = epochs_done >= cfg.epochs
     if finished and info.is_main:
         engine.save_checkpoint(reid_checkpoint(model, source=_stage(cfg), epochs=epochs_done, config=to_dict(cfg),
-                                               initial=initial, metrics=final, init=_describe(init),
+                                               initial=initial, bn_adapted=bn_adapted, metrics=final,
+                                               init=_describe(init),
                                                dataset=getattr(dataset, "name", None)), model_path)
     engine.barrier()
     model.eval()
     return USLResult(model=model, history=history, initial=initial, final=final, checkpoint=ckpt_path,
                      model_path=model_path if finished else None, epochs_done=epochs_done, finished=finished,
-                     output_dir=output_dir)
+                     output_dir=output_dir, bn_adapted=bn_adapted)
 
 
 def train_uda(cfg: UDAConfig, target: ReIDDataset, source_checkpoint: str | os.PathLike | dict,
@@ -604,6 +681,14 @@ def train_uda(cfg: UDAConfig, target: ReIDDataset, source_checkpoint: str | os.P
     logger.info("UDA %s -> %s from %s", getattr(cfg, "source_dataset", "source"), getattr(target, "name", "target"),
                 _describe(source_checkpoint))
     return train_usl(cfg, target, output_dir, init=source_checkpoint, **kwargs)
+
+
+def _purity(labels: np.ndarray, samples: Sequence[Sample]) -> float | None:
+    """Display-only purity of the pseudo labels against the samples' true ids (None without ids or clusters)."""
+    from ..usl_plots import cluster_purity
+
+    ids = _true_ids(samples)
+    return None if ids is None else cluster_purity(labels, ids)
 
 
 def _describe(init: Any) -> str | None:
