@@ -77,3 +77,16 @@ def test_finetuned_course_model_ships_as_float16_without_training_state_and_load
         zoo.shipped_finetuned("smoke", "imagenet")
     with pytest.raises(ValueError, match="not 'vit_tiny'"):
         zoo.ship_finetuned(source, "smoke", "dino", "vit_tiny", {})
+
+
+def test_finetuned_model_prefers_the_shipped_file_then_notebook_03s_output(assets, tmp_path):
+    runs = tmp_path / "runs"
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) is None
+    produced = runs / "smoke" / "03_supervised_reid" / "dino_ics" / "model.pth"
+    produced.parent.mkdir(parents=True)
+    produced.write_bytes(b"x")
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) == produced
+    shipped = assets / "reid_dino_ics_smoke.pth"
+    assets.mkdir()
+    shipped.write_bytes(b"y")
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) == shipped
