@@ -12,7 +12,9 @@ score means fine-tuning on ReID data barely changed ("did not forget") the image
 close to the ReID domain. The pool is sorted by **descending** score and the head of the list is kept (the official
 pre-training keeps the first ``keep_num`` entries, SPEC §1.3).
 
-* :func:`cfs_scores` — the scores of a list of images, in batches with a progress bar;
+* :func:`proxy_features` — both proxies' features of a list of images, in batches with a progress bar;
+  :func:`cosine` turns them into scores (``centre=True``: a diagnostic without the direction all images share);
+  :func:`cfs_scores` does both;
 * :func:`rank_by_score` — names sorted by descending score (ties: input order);
 * :func:`score_pool` — both, plus the ranked list written as plain text (one file name per line,
   :func:`reid_lab.data.write_ranked_list`) and optionally in the official pickle layout (``CFS_list.pkl``, a pickled
@@ -20,7 +22,8 @@ pre-training keeps the first ``keep_num`` entries, SPEC §1.3).
   :func:`reid_lab.ssl.pretrain` read back;
 * :func:`select` — the kept head of a ranked list for a keep ratio (round half up, as the released ``--keep_num``);
 * analysis on SynthLUP, whose ``membership.csv`` says which images are off-domain: :func:`read_membership`,
-  :func:`domain_report`, :func:`plot_score_histogram`, :func:`plot_image_grid`.
+  :func:`domain_report`, :func:`auc`, :func:`separation`, :func:`shared_direction`, :func:`plot_score_histogram`,
+  :func:`plot_image_grid`.
 """
 from __future__ import annotations
 
@@ -43,8 +46,9 @@ from .data.luperson import keep_count
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CFSResult", "cfs_scores", "domain_report", "plot_image_grid", "plot_score_histogram", "rank_by_score",
-           "read_membership", "score_pool", "select", "RANKED_NAME", "PICKLE_NAME"]
+__all__ = ["CFSResult", "auc", "cfs_scores", "cosine", "domain_report", "plot_image_grid", "plot_score_histogram",
+           "proxy_features", "rank_by_score", "read_membership", "score_pool", "select", "separation",
+           "shared_direction", "RANKED_NAME", "PICKLE_NAME"]
 
 RANKED_NAME = "cfs_ranked.txt"
 PICKLE_NAME = "CFS_list.pkl"
@@ -69,11 +73,11 @@ def _feature(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def cfs_scores(source: nn.Module, target: nn.Module, paths: Sequence[str | os.PathLike], device: str | torch.device,
-               *, image_size: tuple[int, int] = (256, 128), batch_size: int = 128, num_workers: int = 0,
-               transform: Callable[[Image.Image], torch.Tensor] | None = None, amp: bool | None = None,
-               progress: bool = True) -> np.ndarray:
-    """CFS of every image: cosine similarity of the two proxies' pre-BN CLS features (float32, length N).
+def proxy_features(source: nn.Module, target: nn.Module, paths: Sequence[str | os.PathLike],
+                   device: str | torch.device, *, image_size: tuple[int, int] = (256, 128), batch_size: int = 128,
+                   num_workers: int = 0, transform: Callable[[Image.Image], torch.Tensor] | None = None,
+                   amp: bool | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The two proxies' pre-BN CLS features of every image, ``(source (N, D), target (N, D))`` float32 (SPEC §1.2).
 
     Both models are used in eval mode (their previous modes restored): a backbone returns its CLS feature, a
     :class:`~reid_lab.reid.ReIDModel` its pre-BN feature. ``image_size`` is (height, width) for the default test
@@ -92,20 +96,44 @@ def cfs_scores(source: nn.Module, target: nn.Module, paths: Sequence[str | os.Pa
     modes = (source.training, target.training)
     source.to(device).eval()
     target.to(device).eval()
-    scores = []
+    feats: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
     try:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            for x in engine.progress(loader, desc="CFS scoring", total=len(loader), enabled=progress):
+            for x in engine.progress(loader, desc="CFS features", total=len(loader), enabled=progress):
                 x = x.to(device, non_blocking=True)
                 fs, ft = _feature(source, x), _feature(target, x)
                 if fs.shape != ft.shape:
                     raise ValueError(f"source features {tuple(fs.shape)} and target features {tuple(ft.shape)} "
                                      "differ: the proxies must share the architecture")
-                scores.append(F.cosine_similarity(fs, ft, dim=1).cpu())
+                feats[0].append(fs.cpu())
+                feats[1].append(ft.cpu())
     finally:
         source.train(modes[0])
         target.train(modes[1])
-    return torch.cat(scores).numpy().astype(np.float32)
+    return torch.cat(feats[0]).numpy(), torch.cat(feats[1]).numpy()
+
+
+def cosine(source_features: np.ndarray, target_features: np.ndarray, *, centre: bool = False) -> np.ndarray:
+    """Row-wise cosine of the two feature matrices: the CFS of each image (SPEC §1.1), float32.
+
+    ``centre=True`` first subtracts each model's mean feature over the rows (a diagnostic, not the official score):
+    it removes the direction that all images share, so what is left compares what is specific to each image.
+    """
+    fs, ft = (torch.as_tensor(np.asarray(f, dtype=np.float32)) for f in (source_features, target_features))
+    if fs.shape != ft.shape or fs.ndim != 2:
+        raise ValueError(f"need two (N, D) matrices of the same shape, got {tuple(fs.shape)} and {tuple(ft.shape)}")
+    if centre:
+        fs, ft = fs - fs.mean(0), ft - ft.mean(0)
+    return F.cosine_similarity(fs, ft, dim=1).numpy().astype(np.float32)
+
+
+def cfs_scores(source: nn.Module, target: nn.Module, paths: Sequence[str | os.PathLike], device: str | torch.device,
+               **kwargs) -> np.ndarray:
+    """CFS of every image: cosine similarity of the two proxies' pre-BN CLS features (float32, length N).
+
+    ``kwargs`` go to :func:`proxy_features` (image size, batch size, transform, amp, progress).
+    """
+    return cosine(*proxy_features(source, target, paths, device, **kwargs))
 
 
 def rank_by_score(names: Sequence[str], scores: Sequence[float] | np.ndarray) -> list[str]:
@@ -133,6 +161,8 @@ class CFSResult:
     ranked: list[str]  # names by descending CFS
     ranked_path: Path | None = None  # plain text, one name per line
     pickle_path: Path | None = None  # official CFS_list.pkl layout
+    source_features: np.ndarray | None = None  # (N, D) pre-BN features of the source proxy, pool order
+    target_features: np.ndarray | None = None  # (N, D) the same for the target proxy
 
     def score_of(self) -> dict[str, float]:
         """name → score."""
@@ -146,15 +176,18 @@ def score_pool(source: nn.Module, target: nn.Module, pool, device: str | torch.d
     """Score a :class:`~reid_lab.data.LUPersonPool` (``.names`` relative to ``.images_dir``) and rank it.
 
     With ``output_dir`` the ranking is written to ``cfs_ranked.txt`` and, with ``write_pickle``, ``CFS_list.pkl``.
+    The result keeps both proxies' features for diagnostics (:func:`cosine` with ``centre=True``,
+    :func:`shared_direction`).
     """
     names = list(getattr(pool, "names", []))
     images_dir = getattr(pool, "images_dir", None)
     if not names or images_dir is None:
         raise TypeError("pool must be a LUPersonPool-like object with .names and .images_dir")
     paths = [os.path.join(images_dir, n) for n in names]
-    scores = cfs_scores(source, target, paths, device, image_size=image_size, batch_size=batch_size,
-                        num_workers=num_workers, progress=progress)
-    result = CFSResult(names, scores, rank_by_score(names, scores))
+    fs, ft = proxy_features(source, target, paths, device, image_size=image_size, batch_size=batch_size,
+                            num_workers=num_workers, progress=progress)
+    scores = cosine(fs, ft)
+    result = CFSResult(names, scores, rank_by_score(names, scores), source_features=fs, target_features=ft)
     if output_dir is not None:
         out = Path(output_dir)
         result.ranked_path = write_ranked_list(result.ranked, out / RANKED_NAME)
@@ -185,24 +218,66 @@ def domain_report(ranked: Sequence[str], kinds: dict[str, str], ratios: Sequence
     """For each keep ratio: how many off-domain images the kept head holds and rejects, against a random keep.
 
     Returns ``{"keep_50": {"kept", "off_domain_total", "off_domain_kept", "off_domain_rejected",
-    "rejected_fraction", "random_rejected_fraction"}, ...}``; a random keep of ratio r rejects 1 − r of them
-    in expectation.
+    "rejected_fraction", "random_rejected_fraction", "random_rejected_sd"}, ...}``: a random keep of n of the N
+    images rejects 1 − n/N of the K off-domain ones in expectation, with the hypergeometric standard deviation
+    sqrt(n·(K/N)·(1 − K/N)·(N − n)/(N − 1)) / K across random draws.
     """
     missing = [n for n in ranked if n not in kinds]
     if missing:
         raise KeyError(f"{len(missing)} ranked names have no membership entry, e.g. {missing[:3]}")
-    off_total = sum(kinds[n] != in_domain for n in ranked)
+    off_total, total = sum(kinds[n] != in_domain for n in ranked), len(ranked)
     report = {}
     for ratio in ratios:
         kept = select(ranked, ratio)
-        off_kept = sum(kinds[n] != in_domain for n in kept)
+        off_kept, n = sum(kinds[n] != in_domain for n in kept), len(kept)
+        share = off_total / total if total else 0.0
+        var = n * share * (1 - share) * (total - n) / (total - 1) if total > 1 else 0.0
         report[f"keep_{round(100 * ratio)}"] = {
             "kept": len(kept), "off_domain_total": off_total, "off_domain_kept": off_kept,
             "off_domain_rejected": off_total - off_kept,
             "rejected_fraction": (off_total - off_kept) / off_total if off_total else float("nan"),
-            "random_rejected_fraction": 1.0 - len(kept) / len(ranked),
+            "random_rejected_fraction": 1.0 - n / total,
+            "random_rejected_sd": float(np.sqrt(var)) / off_total if off_total else float("nan"),
         }
     return report
+
+
+def auc(scores: Sequence[float] | np.ndarray, positive: Sequence[bool] | np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative (ties count ½).
+
+    Computed from average ranks (Mann–Whitney U); 0.5 = no separation, 1 = every positive above every negative.
+    """
+    from scipy.stats import rankdata
+
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    if scores.shape != positive.shape or scores.ndim != 1:
+        raise ValueError(f"need one label per score: {scores.shape} scores, {positive.shape} labels")
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def separation(scores: Sequence[float] | np.ndarray, groups: Sequence[str], in_domain: str = "person"
+               ) -> dict[str, float | dict[str, float]]:
+    """How well ``scores`` put in-domain images above the others: ``{"auc", "auc_by_kind", "mean_in_domain",
+    "mean_off_domain"}``; ``auc_by_kind[k]`` compares the in-domain images with the images of kind ``k`` only."""
+    scores, groups = np.asarray(scores, dtype=np.float64), np.asarray(groups)
+    inside = groups == in_domain
+    by_kind = {}
+    for kind in sorted(set(groups[~inside].tolist())):
+        mask = inside | (groups == kind)
+        by_kind[kind] = auc(scores[mask], inside[mask])
+    return {"auc": auc(scores, inside), "auc_by_kind": by_kind,
+            "mean_in_domain": float(scores[inside].mean()) if inside.any() else float("nan"),
+            "mean_off_domain": float(scores[~inside].mean()) if (~inside).any() else float("nan")}
+
+
+def shared_direction(features: np.ndarray) -> float:
+    """Mean cosine of each row to the mean row: near 1 when all images share one feature direction."""
+    f = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    return float(F.cosine_similarity(f, f.mean(0, keepdim=True), dim=1).mean())
 
 
 def plot_score_histogram(scores: np.ndarray, groups: Sequence[str], *, bins: int = 40, title: str = "",

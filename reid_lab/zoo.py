@@ -19,11 +19,13 @@ from typing import Any
 
 from . import paths
 
-__all__ = ["ASSETS", "FINETUNED", "PRETRAIN_NOTEBOOK", "dino_backbone", "finetuned_provenance", "notebook_backbone",
-           "provenance", "ship_backbone", "ship_finetuned", "shipped_backbone", "shipped_finetuned", "finetuned_run"]
+__all__ = ["ASSETS", "FINETUNED", "PRETRAIN_NOTEBOOK", "SUPERVISED_NOTEBOOK", "dino_backbone", "finetuned_model",
+           "finetuned_provenance", "notebook_backbone", "provenance", "ship_backbone", "ship_finetuned",
+           "shipped_backbone", "shipped_finetuned", "finetuned_run"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PRETRAIN_NOTEBOOK = "02_dino_ics_pretraining"
+SUPERVISED_NOTEBOOK = "03_supervised_reid"
 # the four initialisations of notebook 03, as run-directory names: fine-tuned SynthMarket models shipped per profile
 FINETUNED = ("random", "dino", "random_ics", "dino_ics")
 
@@ -76,6 +78,16 @@ def shipped_finetuned(profile: str, name: str) -> Path | None:
         raise ValueError(f"unknown fine-tuned model {name!r}; shipped names: {', '.join(FINETUNED)}")
     path = ASSETS / f"reid_{name}_{profile}.pth"
     return path if path.is_file() else None
+
+
+def finetuned_model(profile: str, name: str, run_root: str | os.PathLike | None = None) -> Path | None:
+    """The fine-tuned model ``name``: the shipped file, else notebook 03's ``<run root>/<profile>/03_supervised_reid/
+    <name>/model.pth``, else ``None`` (e.g. notebook 01 in a first tutorial run without shipped assets)."""
+    shipped = shipped_finetuned(profile, name)
+    if shipped is not None:
+        return shipped
+    produced = paths.runs_root(run_root or None) / profile / SUPERVISED_NOTEBOOK / name / "model.pth"
+    return produced if produced.is_file() else None
 
 
 def finetuned_provenance(profile: str, name: str) -> dict[str, Any] | None:

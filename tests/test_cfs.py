@@ -87,6 +87,8 @@ def test_score_pool_writes_lists_that_pretraining_reads(pool_root, tmp_path):
     kept = LUPersonPool(pool_root, ranked_list=result.pickle_path, keep_ratio=0.6)
     assert kept.names == cfs.select(result.ranked, 0.6)
     assert result.score_of()["a.png"] == pytest.approx(by_hand["a.png"], rel=1e-5)
+    assert result.source_features.shape == result.target_features.shape == (len(COLOURS), 3)
+    np.testing.assert_allclose(cfs.cosine(result.source_features, result.target_features), result.scores)
 
 
 def test_domain_report_counts_rejected_off_domain_images(tmp_path):
@@ -94,9 +96,49 @@ def test_domain_report_counts_rejected_off_domain_images(tmp_path):
     kinds = {n: {"p": "person", "v": "vehicle", "b": "background", "c": "clutter"}[n[0]] for n in ranked}
     report = cfs.domain_report(ranked, kinds, ratios=(0.5, 0.75))
     assert report["keep_50"] == {"kept": 4, "off_domain_total": 4, "off_domain_kept": 1, "off_domain_rejected": 3,
-                                 "rejected_fraction": 0.75, "random_rejected_fraction": 0.5}
+                                 "rejected_fraction": 0.75, "random_rejected_fraction": 0.5,
+                                 # hypergeometric: sqrt(4 · ½ · ½ · 4/7) / 4 = sqrt(4/7) / 4
+                                 "random_rejected_sd": pytest.approx(np.sqrt(4 / 7) / 4)}
     assert report["keep_75"]["kept"] == 6 and report["keep_75"]["off_domain_rejected"] == 2
     (tmp_path / "m.csv").write_text("filename,kind,identity\np1,person,3\nv1,vehicle,-1\n")
     assert cfs.read_membership(tmp_path / "m.csv") == {"p1": "person", "v1": "vehicle"}
     with pytest.raises(KeyError, match="membership"):
         cfs.domain_report(["zz"], kinds)
+
+
+def test_random_rejection_sd_matches_simulated_random_keeps():
+    ranked = [f"p{i}" for i in range(30)] + [f"o{i}" for i in range(10)]
+    kinds = {n: "person" if n[0] == "p" else "vehicle" for n in ranked}
+    sd = cfs.domain_report(ranked, kinds, ratios=(0.5,))["keep_50"]["random_rejected_sd"]
+    rng = np.random.default_rng(0)
+    draws = [sum(n[0] == "o" for n in rng.permutation(ranked)[20:]) / 10 for _ in range(20000)]
+    assert abs(np.std(draws) - sd) < 0.005 and 0.1 < sd < 0.2
+
+
+def test_auc_counts_pairs_and_ties_half():
+    # positives 3, 1; negatives 2, 1: pairs (3>2) (3>1) (1<2) (1=1 → ½) → 2.5 / 4
+    assert cfs.auc([3, 1, 2, 1], [True, True, False, False]) == pytest.approx(0.625)
+    assert cfs.auc([1, 2, 3], [False, True, True]) == 1.0 and cfs.auc([1, 2, 3], [True, False, False]) == 0.0
+    assert np.isnan(cfs.auc([1, 2], [True, True]))
+    with pytest.raises(ValueError, match="one label per score"):
+        cfs.auc([1, 2], [True])
+
+
+def test_separation_reports_overall_and_per_kind_auc():
+    scores = [0.9, 0.8, 0.85, 0.1, 0.95]
+    groups = ["person", "person", "vehicle", "background", "clutter"]
+    out = cfs.separation(scores, groups)
+    assert out["auc_by_kind"] == {"background": 1.0, "clutter": 0.0, "vehicle": 0.5}
+    assert out["auc"] == pytest.approx(3 / 6)  # pairs won: (0.9 > 0.85, 0.1), (0.8 > 0.1)
+    assert out["mean_in_domain"] == pytest.approx(0.85) and out["mean_off_domain"] == pytest.approx(0.6333333)
+
+
+def test_centred_cosine_and_shared_direction():
+    fs = np.array([[10.0, 1.0], [10.0, -1.0]])
+    ft = np.array([[10.0, -1.0], [10.0, 1.0]])
+    np.testing.assert_allclose(cfs.cosine(fs, ft), [99 / 101, 99 / 101], rtol=1e-6)  # the shared direction wins
+    np.testing.assert_allclose(cfs.cosine(fs, ft, centre=True), [-1.0, -1.0], atol=1e-6)  # what is left disagrees
+    assert cfs.shared_direction(fs) == pytest.approx(10 / np.sqrt(101))
+    assert cfs.shared_direction(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="same shape"):
+        cfs.cosine(fs, ft[:1])

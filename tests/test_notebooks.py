@@ -39,8 +39,10 @@ def check_01(m):
     assert pool > 0 and m["keep"]["keep_50"]["kept"] == round(pool * 0.5)
     assert m["keep"]["keep_60"]["kept"] == round(pool * 0.6)
     assert 0.0 <= m["auc_person_vs_off_domain"] <= 1.0 and _fraction(m["target_proxy_mAP"])
-    assert set(m["ablation"]) == {"CFS 50%", "random 50%", "100%"}
-    assert all(_fraction(r["mAP"]) for r in m["ablation"].values())
+    assert _fraction(m["separation"]["auc"]) and _fraction(m["centred_separation"]["auc"])
+    assert set(m["separation"]["auc_by_kind"]) <= {"background", "vehicle", "clutter"}
+    assert all(-1.0 <= v <= 1.0 for v in m["shared_direction"].values())
+    assert 0.0 < m["keep"]["keep_50"]["random_rejected_sd"] < 1.0 and len(m["headline"]) == 3
     assert Path(m["ranked_list"]).is_file()
 
 

@@ -107,3 +107,16 @@ def test_finetuned_run_loads_the_shipped_model_where_the_notebooks_look_or_train
     again = zoo.finetuned_run("smoke", "random", tmp_path / "x", Split(images), "cpu", force_retrain=True,
                               train=lambda: {"model": "live"})
     assert again == {"model": "live", "source": "trained"}
+
+
+def test_finetuned_model_prefers_the_shipped_file_then_notebook_03s_output(assets, tmp_path):
+    runs = tmp_path / "runs"
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) is None
+    produced = runs / "smoke" / "03_supervised_reid" / "dino_ics" / "model.pth"
+    produced.parent.mkdir(parents=True)
+    produced.write_bytes(b"x")
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) == produced
+    shipped = assets / "reid_dino_ics_smoke.pth"
+    assets.mkdir()
+    shipped.write_bytes(b"y")
+    assert zoo.finetuned_model("smoke", "dino_ics", runs) == shipped
