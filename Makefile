@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.reid_lab-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= tiny
 
-.PHONY: setup data tutorial smoke test test-fast lab bench tiny-dino clean help
+.PHONY: setup data tutorial smoke test test-fast lab bench course clean help
 
 help:
 	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
@@ -16,7 +16,7 @@ help:
 	@echo "make test-fast  unit tests only (no notebooks)"
 	@echo "make lab        open the notebooks in JupyterLab"
 	@echo "make bench      run the CPU benchmarks (prints markdown tables)"
-	@echo "make tiny-dino  the longer tiny DINO run (~40 min, 1 thread) + its 3-seed fine-tuning study (~30 min)"
+	@echo "make course     rebuild the course checkpoints of reid_lab/assets/ (longer DINO runs + 3-seed study; CPU hours)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,17 +51,12 @@ bench: setup
 	@for script in benchmarks/*.py; do [ $$script = benchmarks/pretraining_effect.py ] && continue; \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
-# The longer DINO run of reid_lab/assets/dino_vit_tiny_tiny.json (its command, re-run), copied into reid_lab/assets/
-# (git-ignored, 3.8 MB) where reid_lab.zoo finds it, then the study that measures what it buys (README).
-TINY_DINO := runs/tiny-dino
-tiny-dino: setup
-	OMP_NUM_THREADS=1 $(BIN)/reid-lab pretrain --profile tiny --arch vit_tiny --output $(TINY_DINO) --epochs 6 \
-	  --base-lr 0.002 --seed 0 --keep-ratio none --set warmup_epochs=1 --set momentum_teacher=0.99 \
-	  --jitter-strength 0.5 --device cpu --no-progress
-	$(BIN)/python -c "from reid_lab import zoo; print(zoo.ship_backbone('$(TINY_DINO)/teacher_backbone.pth', \
-	  'tiny', 'vit_tiny', zoo.provenance('tiny', 'vit_tiny')))"
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/pretraining_effect.py --init DINO=$(TINY_DINO)/teacher_backbone.pth \
-	  --seeds 0 1 2 --ids 150 --epochs 12 --eval-period 3 --output $(TINY_DINO)/study
+# Course checkpoints (reid_lab/assets/, issue 11): the longer tiny DINO runs (ICS and plain), the BN-statistics
+# control and the 3-seed fine-tuning study, shipped as float16 with provenance. Resumable; CPU by default,
+# ARGS="--device cuda" on a GPU. Parts can run in parallel processes: ARGS="--stage study --inits DINO+ICS --seeds 0".
+COURSE := runs/course/tiny
+course: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.course --profile tiny --output $(COURSE) $(ARGS)
 
 clean:
 	rm -rf runs/smoke .pytest_cache

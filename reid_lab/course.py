@@ -184,6 +184,9 @@ def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str
     for ics in (True, False):
         arch = _arch(profile, ics)
         run = output / f"dino_{arch}"
+        if not (run / "teacher_backbone.pth").is_file():
+            logger.warning("course: no finished DINO run of %s in %s: not shipped", arch, run)
+            continue
         log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
         cfg = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["config"]
         record = {**common, "what": f"DINO teacher backbone of {arch}, course pre-training", "config": cfg,

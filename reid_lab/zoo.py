@@ -1,11 +1,10 @@
 """Where the downstream notebooks find their pre-trained backbone (SPEC §2.7, FINDINGS "ship a checkpoint").
 
-Notebooks 03–06 start from a DINO backbone. In order of preference:
+Notebooks 01 and 03–06 start from a DINO backbone. In order of preference:
 
-1. a longer pre-trained checkpoint under ``reid_lab/assets/`` (``dino_<arch>_<profile>.pth``), longer than a
-   notebook cell may spend. Its provenance (command, config, seed, log, the fine-tuning study, sha256) is tracked
-   as ``dino_<arch>_<profile>.json``; the 3.8 MB checkpoint itself is not (the repository keeps files under 1 MB):
-   ``make tiny-dino`` re-runs the recorded command and puts it there;
+1. a course checkpoint under ``reid_lab/assets/`` (``dino_<arch>_<profile>.pth``, float16), pre-trained longer
+   than a notebook cell may spend by ``make course`` (:mod:`reid_lab.course`), with its provenance (command, config,
+   seed, per-epoch log, the fine-tuning study, device, sha256) in ``dino_<arch>_<profile>.json``;
 2. notebook 02's output, ``runs/<profile>/02_dino_ics_pretraining/dino_<arch>/teacher_backbone.pth``.
 
 >>> path = dino_backbone("tiny", "vit_tiny")          # doctest: +SKIP
