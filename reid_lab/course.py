@@ -217,7 +217,9 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
     timings = output / "minutes.json"
     minutes = json.loads(timings.read_text()) if timings.is_file() else {}
     if "pretrain" in stages:
-        for ics in (True, False):
+        # only the backbones the chosen initialisations need (all of them by default)
+        wanted = [ics for ics in (True, False) if any(INITS[n] == (ics, "dino") for n in (names or INITS))]
+        for ics in wanted:
             arch, began = _arch(profile, ics), time.perf_counter()
             pretrain_backbones(profile, output, device, data_root, archs=(ics,))
             minutes.setdefault(arch, round((time.perf_counter() - began) / 60, 1))  # the first (real) run's time
