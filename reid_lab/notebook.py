@@ -451,13 +451,13 @@ def provenance_line(records: list[dict[str, Any]], profile: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- README block
-def readme_markers(profile: str) -> tuple[str, str]:
-    """The HTML comments that delimit the generated results block of ``profile`` in the README."""
-    return f"<!-- results:{profile}:start -->", f"<!-- results:{profile}:end -->"
+def readme_markers(profile: str, block: str = "results") -> tuple[str, str]:
+    """The HTML comments that delimit the generated ``block`` (``results``, ``course``) of ``profile`` in the README."""
+    return f"<!-- {block}:{profile}:start -->", f"<!-- {block}:{profile}:end -->"
 
 
-def _check_markers(text: str, readme: Path, profile: str) -> tuple[int, int]:
-    start_marker, end_marker = readme_markers(profile)
+def _check_markers(text: str, readme: Path, profile: str, block: str = "results") -> tuple[int, int]:
+    start_marker, end_marker = readme_markers(profile, block)
     starts, ends = text.count(start_marker), text.count(end_marker)
     begin, end = text.find(start_marker), text.find(end_marker)
     if starts != 1 or ends != 1 or end < begin:
@@ -466,8 +466,9 @@ def _check_markers(text: str, readme: Path, profile: str) -> tuple[int, int]:
     return begin + len(start_marker), end
 
 
-def update_readme(readme: str | os.PathLike, profile: str, content: str) -> bool:
-    """Replace the text between the ``profile`` markers of ``readme`` with ``content``; ``True`` if it changed.
+def update_readme(readme: str | os.PathLike, profile: str, content: str, block: str = "results") -> bool:
+    """Replace the text between the ``block``/``profile`` markers of ``readme`` with ``content``; ``True`` if it
+    changed.
 
     Idempotent: the same content leaves the file byte-identical. Raises ``ValueError`` when the markers are
     missing, repeated or out of order, ``FileNotFoundError`` when there is no such file.
@@ -476,7 +477,7 @@ def update_readme(readme: str | os.PathLike, profile: str, content: str) -> bool
     if not readme.is_file():
         raise FileNotFoundError(f"README not found: {readme}")
     text = readme.read_text()
-    begin, end = _check_markers(text, readme, profile)
+    begin, end = _check_markers(text, readme, profile, block)
     new = f"{text[:begin]}\n{content.strip()}\n{text[end:]}"
     if new == text:
         return False

@@ -1,0 +1,57 @@
+"""The course report (reid_lab.course.course_report): every number it prints comes from the study it is given."""
+from __future__ import annotations
+
+import pytest
+
+from reid_lab.course import INITS, course_report, main
+from reid_lab.notebook import readme_markers, update_readme
+
+
+def _study() -> dict:
+    # two seeds, budgets 3 and 6 epochs; mAP / Rank-1 / mINP as fractions
+    curves = {"random+ICS": [[0.10, 0.30], [0.12, 0.28]],
+              "random+ICS+BN": [[0.10, 0.31], [0.12, 0.28]],
+              "DINO+ICS": [[0.14, 0.36], [0.15, 0.35]]}
+    return {"budgets": [3, 6], "seeds": [0, 1], "curves": curves,
+            "rank1": {k: [[2 * x for x in s] for s in v] for k, v in curves.items()},
+            "mINP": {k: [[x / 2 for x in s] for s in v] for k, v in curves.items()}}
+
+
+def test_course_report_prints_the_paired_differences_and_the_bn_share():
+    log = [{"loss": 6.1, "ln_out_dim": 6.931, "teacher_entropy": 4.2}, {"loss": 5.6, "ln_out_dim": 6.931,
+                                                                       "teacher_entropy": 3.9}]
+    text = course_report(_study(), {"DINO+ICS": {"mAP": 0.071}}, dino_log=log, dino_minutes=12.0, pool_images=6000,
+                         command="make course", device="cpu")
+    assert "2 epochs over the 6,000-image SynthLUP pool, 12 min; last epoch loss 5.600 (ln K 6.931)" in text
+    # mean ± sd (ddof 1) per budget: random+ICS 11.0 ± 1.4 and 29.0 ± 1.4
+    assert "| random+ICS | 11.0 ± 1.4 | 29.0 ± 1.4 |" in text
+    # paired DINO+ICS − random+ICS: seeds (+4, +6) and (+3, +7) → +3.5 ± 0.7, +6.5 ± 0.7
+    assert "| DINO+ICS − random+ICS (paired) | +3.5 ± 0.7 | +6.5 ± 0.7 |" in text
+    # final budget: mAP 35.5 ± 0.7, Rank-1 71.0 ± 1.4, mINP 17.8 ± 0.4, frozen k-NN 7.1
+    assert "| DINO+ICS | 35.5 ± 0.7 | 71.0 ± 1.4 | 17.8 ± 0.4 | 7.1 |" in text
+    assert "ahead in 2 of 2 seeds; beyond the seed spread" in text
+    # BN control: (+1, 0) → +0.5 ± 0.7, 0.5 / 6.5 = 8 % of the gain
+    assert "+0.5 ± 0.7 mAP, 8 % of the DINO gain" in text
+
+
+def test_course_report_says_when_the_gain_is_within_the_spread():
+    study = _study()
+    study["curves"]["DINO+ICS"] = [[0.10, 0.36], [0.12, 0.26]]  # +6 and −2 at the final budget
+    text = course_report(study, {}, dino_log=None, dino_minutes=None, pool_images=10, command="x", device="cpu")
+    assert "ahead in 1 of 2 seeds; NOT beyond the seed spread" in text
+
+
+def test_course_report_goes_into_its_own_readme_block(tmp_path):
+    start, end = readme_markers("tiny", "course")
+    assert start == "<!-- course:tiny:start -->"
+    readme = tmp_path / "README.md"
+    results = "\n".join(readme_markers("tiny"))
+    readme.write_text(f"intro\n{results}\n{start}\nold\n{end}\ntail\n")
+    assert update_readme(readme, "tiny", "new table", block="course")
+    assert readme.read_text() == f"intro\n{results}\n{start}\nnew table\n{end}\ntail\n"
+
+
+def test_course_cli_rejects_an_unknown_initialisation(tmp_path):
+    assert "DINO+ICS" in INITS and "random+ICS+BN" in INITS
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        main(["--profile", "smoke", "--output", str(tmp_path), "--stage", "study", "--inits", "DINO+BN"])
