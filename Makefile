@@ -56,7 +56,7 @@ bench: setup
 # ARGS="--device cuda" on a GPU. Parts can run in parallel processes: ARGS="--stage study --inits DINO+ICS --seeds 0".
 COURSE := runs/course/tiny
 course: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.course --profile tiny --output $(COURSE) $(ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.course --profile tiny --output $(COURSE) --update-readme $(ARGS)
 
 clean:
 	rm -rf runs/smoke .pytest_cache
