@@ -53,3 +53,12 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(notebook):
     assert "PROFILE" in "".join(tagged[0]["source"])
     too_long = [i for i, c in enumerate(code) if len("".join(c["source"]).strip().splitlines()) > 15]
     assert not too_long, f"code cells longer than 15 lines: {too_long}"
+    # every cell must compile by itself: a statement split across two cells (e.g. a `try:` left behind when a long
+    # cell is cut in two) only fails when the notebook runs
+    broken = []
+    for i, c in enumerate(code):
+        try:
+            compile("".join(c["source"]), f"{notebook.name} code cell {i}", "exec")
+        except SyntaxError as err:
+            broken.append(f"{i}: {err.msg}")
+    assert not broken, f"code cells that do not compile: {broken}"
