@@ -6,6 +6,13 @@
 * :mod:`.profile` — the datasets of a profile (:func:`~.profile.load_profile_data`: synthetic worlds or real data);
 * :mod:`.zoo` — the shipped course checkpoints and the backbones downstream notebooks start from.
 
-Importing this package is cheap; import the module you need. ``reid_lab.notebook``, ``reid_lab.zoo`` and
-``reid_lab.data.profile`` are aliases for one release.
+What a notebook's first cell needs is importable from here (no torch)::
+
+    from reid_lab.tutorial import load_profile_data, save_metrics, start, zoo
+
+``reid_lab.notebook``, ``reid_lab.zoo`` and ``reid_lab.data.profile`` are aliases for one release.
 """
+from .notebook import Session, load_metrics, save_metrics, start
+from .profile import ProfileData, load_profile_data
+
+__all__ = ["ProfileData", "Session", "load_metrics", "load_profile_data", "save_metrics", "start"]
