@@ -1,5 +1,5 @@
-"""Moved: the figures to :mod:`reid_lab.viz.usl`, :func:`cluster_purity` and :func:`eps_sweep` to
-:mod:`reid_lab.retrieval.clustering`; this alias will be removed in the next release."""
+"""Moved to :mod:`reid_lab.viz.usl` (the figures) and :mod:`reid_lab.retrieval.clustering` (:func:`cluster_purity`,
+:func:`eps_sweep`); this alias will be removed in the next release."""
 from .retrieval.clustering import cluster_purity, eps_sweep  # noqa: F401
 from .viz.usl import *  # noqa: F401,F403
 from .viz.usl import (  # noqa: F401
