@@ -1,4 +1,4 @@
-"""Benchmark: pseudo labels (reid_lab.clustering) vs a loop port of cluster-contrast's compute_jaccard_distance.
+"""Benchmark: pseudo labels (reid_lab.retrieval.clustering) vs a loop port of cluster-contrast's compute_jaccard_distance.
 
 The reference follows ``clustercontrast/utils/faiss_rerank.py`` (SPEC §5.2 step 2) step by step on the CPU:
 faiss ``IndexFlatL2`` search of k1 neighbours, per-point Python loops, dense N x N float32 V and Jaccard
@@ -125,8 +125,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch  # noqa: F401  (imported before measuring, so both sides start from the same RSS)
     from sklearn.cluster import DBSCAN
 
-    from reid_lab.clustering import dbscan_pseudo_labels, jaccard_distance
-    from reid_lab.kreciprocal import to_dense_distance
+    from reid_lab.retrieval.clustering import dbscan_pseudo_labels, jaccard_distance
+    from reid_lab.retrieval.kreciprocal import to_dense_distance
 
     x, _ = make_features(args.n, args.ids, args.cams, args.dim, args.noise, args.seed)
     capture = _Capture()
@@ -153,7 +153,7 @@ def worker(args: argparse.Namespace) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     knn_seconds = None
     if args.worker == "ours_labels":  # the exact faiss k-NN search both sides run first (the speed floor)
-        from reid_lab.neighbors import knn
+        from reid_lab.retrieval.neighbors import knn
 
         t = time.perf_counter()
         knn(x, 30)
@@ -182,7 +182,7 @@ def _mem(r: dict) -> str:
 
 
 def main() -> None:
-    from reid_lab.clustering import summarize_labels
+    from reid_lab.retrieval.clustering import summarize_labels
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=3000)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from reid_lab.evaluation import euclidean_distance, evaluate_rank  # noqa: E402
+from reid_lab.retrieval.evaluation import euclidean_distance, evaluate_rank  # noqa: E402
 
 
 def loop_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50, literal=False):

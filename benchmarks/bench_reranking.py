@@ -1,4 +1,4 @@
-"""Benchmark: k-reciprocal re-ranking (reid_lab.reranking) vs a loop port of TransReID's utils/reranking.py.
+"""Benchmark: k-reciprocal re-ranking (reid_lab.retrieval.reranking) vs a loop port of TransReID's utils/reranking.py.
 
 The reference below follows the official algorithm line by line (dense N x N matrices, float16 V and Jaccard,
 full ``np.argsort``, Python loops over points and inverted-index entries; SPEC §4.6). Ours never builds an N x N
@@ -113,7 +113,7 @@ def _rss_mb() -> float:
 def worker(args: argparse.Namespace) -> None:
     qf, gf = make_features(args.nq, args.ng, args.dim, args.seed)
     if args.worker == "ours":
-        from reid_lab.reranking import re_ranking as fn
+        from reid_lab.retrieval.reranking import re_ranking as fn
     elif args.worker == "ref32":
         fn = functools.partial(reference_re_ranking, dtype=np.float32)
     else:
@@ -129,7 +129,7 @@ def worker(args: argparse.Namespace) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     dist_seconds = None
     if args.worker == "ours":  # our streamed pass over the N x N distances (addmm + row max + top-k1+1)
-        from reid_lab.reranking import scan_normalized_distance
+        from reid_lab.retrieval.reranking import scan_normalized_distance
 
         t = time.perf_counter()
         scan_normalized_distance(qf, gf, 21)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from reid_lab.config import resolve
-from reid_lab.data.profile import load_profile_data
+from reid_lab.tutorial.profile import load_profile_data
 from reid_lab.models import build_backbone, load_pretrained
 from reid_lab.reid.study import finetune_curves, format_summary, summarize
 from reid_lab.ssl import evaluate_retrieval

@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 
-from reid_lab import reid, zoo
+from reid_lab import reid
+from reid_lab.tutorial import zoo
 from reid_lab.config import resolve
-from reid_lab.data.profile import load_profile_data
+from reid_lab.tutorial.profile import load_profile_data
 from reid_lab.usl import bn_only_transfer, train_uda
 
 NAMES = {"market1501": "SynthMarket", "msmt17": "SynthMSMT"}

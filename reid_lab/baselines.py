@@ -6,7 +6,7 @@ pre-trained features do not beat them the pre-training did not learn identity (.
 synthetic world gave raw pixels 23.9 % mAP and a 5-minute DINO 0.9 %).
 
 Both return L2-normalised float32 rows, so ``1 - f @ g.T`` (or the squared Euclidean distance of
-:func:`reid_lab.evaluation.euclidean_distance`) ranks a gallery.
+:func:`reid_lab.retrieval.evaluation.euclidean_distance`) ranks a gallery.
 """
 from __future__ import annotations
 

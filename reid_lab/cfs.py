@@ -22,8 +22,8 @@ pre-training keeps the first ``keep_num`` entries, SPEC §1.3).
   :func:`reid_lab.ssl.pretrain` read back;
 * :func:`select` — the kept head of a ranked list for a keep ratio (round half up, as the released ``--keep_num``);
 * analysis on SynthLUP, whose ``membership.csv`` says which images are off-domain: :func:`read_membership`,
-  :func:`domain_report`, :func:`auc`, :func:`separation`, :func:`shared_direction`, :func:`plot_score_histogram`,
-  :func:`plot_image_grid`.
+  :func:`domain_report`, :func:`auc`, :func:`separation`, :func:`shared_direction`; its figures are
+  :func:`reid_lab.viz.cfs.plot_score_histogram` and :func:`reid_lab.viz.cfs.plot_image_grid`.
 """
 from __future__ import annotations
 
@@ -280,42 +280,5 @@ def shared_direction(features: np.ndarray) -> float:
     return float(F.cosine_similarity(f, f.mean(0, keepdim=True), dim=1).mean())
 
 
-def plot_score_histogram(scores: np.ndarray, groups: Sequence[str], *, bins: int = 40, title: str = "",
-                         save: str | os.PathLike | None = None):
-    """Histogram of CFS scores, one colour per group label (e.g. person / background / vehicle); returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    from .viz import _save
-
-    scores, groups = np.asarray(scores), np.asarray(groups)
-    fig, ax = plt.subplots(figsize=(6, 3.3))
-    edges = np.histogram_bin_edges(scores, bins=bins)
-    for g in sorted(set(groups.tolist()), key=lambda g: (g != "person", g)):
-        ax.hist(scores[groups == g], bins=edges, alpha=0.6, label=f"{g} ({int((groups == g).sum())})")
-    ax.set_xlabel("CFS = cos(source feature, target feature)"), ax.set_ylabel("images")
-    ax.legend(fontsize=8), ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, save)
-
-
-def plot_image_grid(paths: Sequence[str | os.PathLike], *, captions: Sequence[str] | None = None, cols: int = 12,
-                    title: str = "", save: str | os.PathLike | None = None):
-    """The images in a grid (reading order), with optional captions; returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    from .viz import _save
-
-    rows = max(1, -(-len(paths) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.9), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(paths):
-            ax.imshow(read_image(paths[i]))
-            if captions is not None:
-                ax.set_title(captions[i], fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, save, dpi=100)
+# the figures moved to reid_lab.viz.cfs; these aliases will be removed in the next release
+from .viz.cfs import plot_image_grid, plot_score_histogram  # noqa: E402,F401

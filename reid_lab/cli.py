@@ -34,7 +34,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _tutorial(args: argparse.Namespace) -> int:
     from . import paths
-    from .notebook import run_tutorial
+    from .tutorial.notebook import run_tutorial
 
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one progress line per notebook is enough
     only = [*args.notebooks, *(n for n in (args.only or "").split(",") if n.strip())] or None
@@ -115,7 +115,7 @@ def _error_kinds() -> list[tuple[tuple[type[BaseException], ...], int, str]]:
     from .config import ConfigError
     from .data import DatasetError
     from .engine import CheckpointError, NonFiniteLossError
-    from .notebook import NotebookFailed
+    from .tutorial.notebook import NotebookFailed
     from .runlock import RunLockedError
     from .ssl.monitor import CollapseError
 

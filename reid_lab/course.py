@@ -38,7 +38,8 @@ from typing import Any
 
 import torch
 
-from . import engine, paths, zoo
+from . import engine, paths
+from .tutorial import zoo
 from .config import resolve, to_dict
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _arch(profile: str, ics: bool) -> str:
 
 def _pool(profile: str, data_root: str | os.PathLike | None):
     from .data import LUPersonPool
-    from .data.profile import load_profile_data
+    from .tutorial.profile import load_profile_data
 
     data = load_profile_data(profile, data_root)
     return data, LUPersonPool(data.pool_root)
@@ -136,7 +137,7 @@ def _init_sources(profile: str, output: Path, names: list[str], seeds: list[int]
 def run_study(profile: str, output: Path, device: str, names: list[str] | None = None,
               seeds: list[int] | None = None, data_root: str | os.PathLike | None = None) -> dict[str, Any]:
     """Stage 2: the paired fine-tuning study; returns :func:`reid.study.finetune_curves`'s dict."""
-    from .data.profile import load_profile_data
+    from .tutorial.profile import load_profile_data
     from .reid.study import finetune_curves
 
     names, seeds = names or list(INITS), list(seeds or SEEDS)
@@ -152,7 +153,7 @@ def run_study(profile: str, output: Path, device: str, names: list[str] | None =
 
 def _frozen_knn(profile: str, output: Path, names: list[str], device: str,
                 data_root: str | os.PathLike | None) -> dict[str, dict[str, float]]:
-    from .data.profile import load_profile_data
+    from .tutorial.profile import load_profile_data
     from .models import build_backbone, load_pretrained
     from .ssl import evaluate_retrieval
 
@@ -317,7 +318,7 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
                                      minutes=minutes, report=out["report"])
         (output / "course_report.md").write_text(out["report"] + "\n")
         if readme is not None:
-            from .notebook import update_readme
+            from .tutorial.notebook import update_readme
 
             changed = update_readme(readme, profile, out["report"], block="course")
             logger.info("course: README block course:%s %s", profile, "updated" if changed else "unchanged")

@@ -456,7 +456,7 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
     """A ``tqdm.auto`` bar that disappears when done (``leave=False``).
 
     Silent when ``enabled`` is False or the environment variable ``REID_LAB_QUIET`` is set (notebooks set it in
-    :func:`reid_lab.notebook.start` so cell outputs carry results, not bars).
+    :func:`reid_lab.tutorial.notebook.start` so cell outputs carry results, not bars).
     """
     from tqdm.auto import tqdm
 

@@ -11,14 +11,14 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN
 
-from reid_lab import neighbors
-from reid_lab.clustering import (
+from reid_lab.retrieval import neighbors
+from reid_lab.retrieval.clustering import (
     dbscan_from_distance,
     dbscan_pseudo_labels,
     jaccard_distance,
     summarize_labels,
 )
-from reid_lab.kreciprocal import to_dense_distance
+from reid_lab.retrieval.kreciprocal import to_dense_distance
 
 # --------------------------------------------------------------------------------------------------------------
 # Loop port of the official compute_jaccard_distance, written from SPEC §5.2 step 2 (dense N x N, float32).
@@ -231,7 +231,7 @@ def test_knn_gpu_request_falls_back_to_cpu(caplog: pytest.LogCaptureFixture, mon
 
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
     x, _ = clustered(n_ids=4, per_id=5, dim=8, noise=0.5, seed=2)
-    with caplog.at_level(logging.INFO, logger="reid_lab.neighbors"):
+    with caplog.at_level(logging.INFO, logger="reid_lab.retrieval.neighbors"):
         d_gpu, i_gpu = neighbors.knn(x, 5, use_gpu=True)
     assert "CPU" in caplog.text
     d_cpu, i_cpu = neighbors.knn(x, 5, use_gpu=False)
@@ -252,7 +252,7 @@ def test_knn_broken_faiss_gpu_falls_back_to_cpu(
     monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
     monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", broken, raising=False)
-    with caplog.at_level(logging.WARNING, logger="reid_lab.neighbors"):
+    with caplog.at_level(logging.WARNING, logger="reid_lab.retrieval.neighbors"):
         _, idx = neighbors.knn(x, 5)  # use_gpu=None: GPU looks available, fails, CPU answers
     assert "falling back" in caplog.text
     np.testing.assert_array_equal(idx, expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reid_lab.course import INITS, course_report, main
-from reid_lab.notebook import readme_markers, update_readme
+from reid_lab.tutorial.notebook import readme_markers, update_readme
 
 
 def _study() -> dict:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from reid_lab.diagnostics import camera_shortcut_report
+from reid_lab.retrieval.diagnostics import camera_shortcut_report
 
 
 def test_camera_shortcut_report_on_a_hand_made_case():
@@ -20,7 +20,7 @@ def test_camera_shortcut_report_on_a_hand_made_case():
 
 
 def test_keep_region_hand_computed():
-    from reid_lab.diagnostics import keep_region
+    from reid_lab.retrieval.diagnostics import keep_region
 
     images = np.full((1, 1, 5, 3), 200, np.uint8)
     masks = np.array([[[0.0, 0.0, 1.0, 0.5, 0.0]]], np.float32)

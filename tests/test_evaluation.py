@@ -1,4 +1,4 @@
-"""Tests for reid_lab.evaluation: the Market protocol on hand-computed cases, a plain-Python reference port of
+"""Tests for reid_lab.retrieval.evaluation: the Market protocol on hand-computed cases, a plain-Python reference port of
 SPEC §4.6 on random cases, distances, the R1_mAP_eval path and feature extraction."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-import reid_lab.evaluation as ev
-from reid_lab.evaluation import (
+import reid_lab.retrieval.evaluation as ev
+from reid_lab.retrieval.evaluation import (
     RankResult,
     cosine_distance,
     euclidean_distance,
@@ -108,7 +108,7 @@ def test_minp_uses_the_last_hit(route):
 def test_max_rank_larger_than_gallery(route, caplog):
     # 3 gallery items, one removed: kept ranking g0 (neg) g1 (hit)
     d = np.array([[0.1, 0.2, 0.05]], dtype=route)
-    with caplog.at_level(logging.WARNING, logger="reid_lab.evaluation"):
+    with caplog.at_level(logging.WARNING, logger="reid_lab.retrieval.evaluation"):
         res = evaluate_rank(d, [1], [2, 1, 1], [0], [1, 1, 0], max_rank=50)
     assert "smaller than max_rank=50" in caplog.text
     assert len(res.cmc) == 3  # truncated to the gallery size, as the official code does
@@ -292,7 +292,8 @@ def test_evaluate_features_forwards_rerank(monkeypatch):
         calls.update(qf=qf, gf=gf, k1=k1, k2=k2, lam=lambda_value)
         return np.array([[0.9, 0.1]], dtype=np.float32)  # puts g1 first
 
-    monkeypatch.setitem(sys.modules, "reid_lab.reranking", types.SimpleNamespace(re_ranking=fake_re_ranking))
+    monkeypatch.setitem(sys.modules, "reid_lab.retrieval.reranking",
+                        types.SimpleNamespace(re_ranking=fake_re_ranking))
     args = (torch.tensor([[3.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]), [1], [1, 2], [0], [1, 1])
     assert evaluate_features(*args).mAP == pytest.approx(1.0)  # no re-ranking: g0 is nearest
     assert not calls
@@ -303,7 +304,7 @@ def test_evaluate_features_forwards_rerank(monkeypatch):
 
 
 def test_evaluate_features_with_real_rerank():
-    pytest.importorskip("reid_lab.reranking")
+    pytest.importorskip("reid_lab.retrieval.reranking")
     # 4 well-separated identities, 5 gallery images each in cameras 0-4, queries from camera 9
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((4, 8))

@@ -31,7 +31,7 @@ import pytest
 from PIL import Image
 
 from reid_lab import paths
-from reid_lab.notebook import NOTEBOOK_DIR, list_notebooks
+from reid_lab.tutorial.notebook import NOTEBOOK_DIR, list_notebooks
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")  # Debian/Ubuntu, when not on a CI job's PATH

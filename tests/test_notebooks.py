@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_lab.notebook import list_notebooks, load_metrics, run_notebooks
+from reid_lab.tutorial.notebook import list_notebooks, load_metrics, run_notebooks
 
 NOTEBOOKS = list_notebooks()
 

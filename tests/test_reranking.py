@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from reid_lab.neighbors import topk_rows
-from reid_lab import kreciprocal
-from reid_lab.reranking import _expanded_distances, normalized_distance, re_ranking, scan_normalized_distance
+from reid_lab.retrieval.neighbors import topk_rows
+from reid_lab.retrieval import kreciprocal
+from reid_lab.retrieval.reranking import (_expanded_distances, normalized_distance, re_ranking,
+                                         scan_normalized_distance)
 
 # --------------------------------------------------------------------------------------------------------------
 # Loop port of the official re_ranking, written from SPEC §4.6 (dense, float32 V instead of float16; stable sort).

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 
 from reid_lab import cli
-from reid_lab import notebook as notebook_module
-from reid_lab.notebook import (
+from reid_lab.tutorial import notebook as notebook_module
+from reid_lab.tutorial.notebook import (
     FINGERPRINT_FILE,
     METRICS_FILE,
     NotebookFailed,
@@ -32,7 +32,7 @@ PARAMETERS = 'PROFILE = "tiny"\nDATA_ROOT = ""\nRUN_ROOT = ""\nSEED = 0\nDEVICE 
 
 BODY = '''\
 from pathlib import Path
-from reid_lab.notebook import save_metrics
+from reid_lab.tutorial.notebook import save_metrics
 with open(Path(RUN_ROOT) / "order.log", "a") as log:
     log.write("{name}\\n")
 x = 1

@@ -339,7 +339,7 @@ def _open(path: str):
 def test_uda_adabn_start_is_the_bn_only_baseline_and_survives_resume(dataset, tmp_path):
     from reid_lab.reid import build_reid_model, reid_checkpoint
     from reid_lab.usl import bn_only_transfer
-    from reid_lab.usl_plots import cluster_purity
+    from reid_lab.retrieval.clustering import cluster_purity
 
     torch.manual_seed(7)
     source = build_reid_model("vit_tiny", num_classes=7, img_size=(64, 32))

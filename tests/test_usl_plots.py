@@ -1,4 +1,5 @@
-"""Figures and small analyses for notebooks 04/05 (reid_lab.usl_plots), on hand-made inputs."""
+"""Figures and small analyses for notebooks 04/05 (reid_lab.viz.usl, reid_lab.retrieval.clustering), on hand-made
+inputs."""
 from __future__ import annotations
 
 import matplotlib
@@ -10,7 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from reid_lab import usl_plots  # noqa: E402
+from reid_lab.retrieval import clustering  # noqa: E402
+from reid_lab.viz import usl as viz_usl  # noqa: E402
 
 GREY = matplotlib.colors.to_rgba("#b0b0b0")
 
@@ -32,22 +34,22 @@ def _two_groups_distance() -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- purity / sweep
 def test_cluster_purity_by_hand():
     # cluster 0 = ids (5, 5, 6) -> 2 majority; cluster 1 = ids (7, 7) -> 2; the outlier does not count: 4 / 5
-    assert usl_plots.cluster_purity([0, 0, 0, 1, 1, -1], [5, 5, 6, 7, 7, 9]) == pytest.approx(0.8)
+    assert clustering.cluster_purity([0, 0, 0, 1, 1, -1], [5, 5, 6, 7, 7, 9]) == pytest.approx(0.8)
     # one cluster per identity but an identity split over two clusters is still pure
-    assert usl_plots.cluster_purity([0, 0, 1, 1], [3, 3, 3, 3]) == 1.0
-    assert usl_plots.cluster_purity([-1, -1], [1, 2]) is None
+    assert clustering.cluster_purity([0, 0, 1, 1], [3, 3, 3, 3]) == 1.0
+    assert clustering.cluster_purity([-1, -1], [1, 2]) is None
 
 
 def test_cluster_purity_rejects_bad_input():
     with pytest.raises(ValueError, match="one entry per point"):
-        usl_plots.cluster_purity([0, 1, 1], [0, 1])
+        clustering.cluster_purity([0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="integer"):
-        usl_plots.cluster_purity([0.0, 1.0], [0, 1])
+        clustering.cluster_purity([0.0, 1.0], [0, 1])
 
 
 def test_eps_sweep_on_two_groups():
     true_ids = np.array([0, 0, 0, 0, 1, 1, 1, 2])  # the last point belongs to group 2 but has id 2
-    rows = usl_plots.eps_sweep(_two_groups_distance(), [0.05, 0.2, 0.95], true_ids, min_samples=4)
+    rows = clustering.eps_sweep(_two_groups_distance(), [0.05, 0.2, 0.95], true_ids, min_samples=4)
     assert [r["eps"] for r in rows] == [0.05, 0.2, 0.95]
     tight, right, loose = rows
     # eps below every distance: no point has 4 neighbours -> everything is an outlier
@@ -64,11 +66,11 @@ def test_eps_sweep_without_truth_and_sparse_input():
     rows, cols = np.nonzero(dense < 0.5)  # within-group pairs and the diagonal (explicit zeros)
     sparse = sp.csr_matrix((dense[rows, cols], (rows, cols)), shape=dense.shape)
     assert sparse.nnz == 32
-    rows = usl_plots.eps_sweep(sparse, [0.2], min_samples=4)
+    rows = clustering.eps_sweep(sparse, [0.2], min_samples=4)
     # absent sparse entries mean distance 1: same two clusters as the dense matrix
     assert rows[0]["num_clusters"] == 2 and "ari" not in rows[0] and "purity" not in rows[0]
     with pytest.raises(ValueError, match="empty"):
-        usl_plots.eps_sweep(dense, [])
+        clustering.eps_sweep(dense, [])
 
 
 # ----------------------------------------------------------------------------------------------- figures
@@ -78,7 +80,7 @@ def test_plot_kreciprocal_draws_pairs_and_matrix(tmp_path):
     neighbours = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
     reciprocal = np.array([[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1]])
     distance = np.where(reciprocal > 0, 0.3, 1.0) - np.eye(4) * 0.3
-    fig = usl_plots.plot_kreciprocal(points, neighbours, sp.csr_matrix(reciprocal), distance,
+    fig = viz_usl.plot_kreciprocal(points, neighbours, sp.csr_matrix(reciprocal), distance,
                                      save=tmp_path / "k.png")
     assert (tmp_path / "k.png").stat().st_size > 0
     ax, mx = fig.axes[:2]
@@ -91,22 +93,22 @@ def test_plot_kreciprocal_draws_pairs_and_matrix(tmp_path):
 
 def test_plot_kreciprocal_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        usl_plots.plot_kreciprocal(np.zeros((3, 3)), np.zeros((3, 2), int), np.eye(3), np.eye(3))
+        viz_usl.plot_kreciprocal(np.zeros((3, 3)), np.zeros((3, 2), int), np.eye(3), np.eye(3))
     with pytest.raises(ValueError, match="square"):
-        usl_plots.plot_kreciprocal(np.zeros((3, 2)), np.zeros((3, 2), int), np.eye(3), np.zeros((3, 2)))
+        viz_usl.plot_kreciprocal(np.zeros((3, 2)), np.zeros((3, 2), int), np.eye(3), np.zeros((3, 2)))
 
 
 def test_plot_eps_sweep(tmp_path):
-    rows = usl_plots.eps_sweep(_two_groups_distance(), [0.05, 0.2, 0.95], np.repeat([0, 1], 4))
-    fig = usl_plots.plot_eps_sweep(rows, num_ids=2, chosen_eps=0.2, save=tmp_path / "eps.png")
+    rows = clustering.eps_sweep(_two_groups_distance(), [0.05, 0.2, 0.95], np.repeat([0, 1], 4))
+    fig = viz_usl.plot_eps_sweep(rows, num_ids=2, chosen_eps=0.2, save=tmp_path / "eps.png")
     assert (tmp_path / "eps.png").is_file()
     clusters = fig.axes[0].lines[0]
     assert list(clusters.get_xdata()) == [0.05, 0.2, 0.95] and list(clusters.get_ydata()) == [0, 2, 1]
     assert len(fig.axes) == 3  # clusters (+ outlier twin axis) and the truth panel
-    no_truth = usl_plots.plot_eps_sweep(usl_plots.eps_sweep(_two_groups_distance(), [0.2]))
+    no_truth = viz_usl.plot_eps_sweep(clustering.eps_sweep(_two_groups_distance(), [0.2]))
     assert len(no_truth.axes) == 2
     with pytest.raises(ValueError, match="empty"):
-        usl_plots.plot_eps_sweep([])
+        viz_usl.plot_eps_sweep([])
 
 
 def _history(maps):
@@ -115,7 +117,7 @@ def _history(maps):
 
 
 def test_plot_usl_history_single_run_with_initial(tmp_path):
-    fig = usl_plots.plot_usl_history(_history([None, 0.2, 0.3]), initial={"mAP": 0.05}, num_ids=12,
+    fig = viz_usl.plot_usl_history(_history([None, 0.2, 0.3]), initial={"mAP": 0.05}, num_ids=12,
                                      save=tmp_path / "h.png")
     assert (tmp_path / "h.png").is_file()
     clusters, outliers, maps, quality = fig.axes
@@ -128,13 +130,13 @@ def test_plot_usl_history_single_run_with_initial(tmp_path):
 
 
 def test_plot_usl_history_several_runs(tmp_path):
-    fig = usl_plots.plot_usl_history({"ViT": _history([0.1]), "ICS": _history([0.2, 0.4])},
+    fig = viz_usl.plot_usl_history({"ViT": _history([0.1]), "ICS": _history([0.2, 0.4])},
                                      initial={"ViT": {"mAP": 0.0}, "ICS": {"mAP": 0.1}})
     maps = fig.axes[2]
     assert [list(ln.get_xdata()) for ln in maps.lines] == [[0, 1], [0, 1, 2]]
     assert {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == {"ViT", "ICS"}
     with pytest.raises(ValueError, match="empty"):
-        usl_plots.plot_usl_history({"a": []})
+        viz_usl.plot_usl_history({"a": []})
 
 
 def test_plot_tsne_colours_outliers_grey(tmp_path):
@@ -144,7 +146,7 @@ def test_plot_tsne_colours_outliers_grey(tmp_path):
     features = centres[true_ids] + rng.normal(size=(30, 16)) * 0.1
     pseudo = true_ids.copy()
     pseudo[[0, 15]] = -1
-    fig = usl_plots.plot_tsne(features, pseudo, true_ids, save=tmp_path / "t.png")
+    fig = viz_usl.plot_tsne(features, pseudo, true_ids, save=tmp_path / "t.png")
     assert (tmp_path / "t.png").is_file()
     assert list(fig.indices) == list(range(30))  # all points embedded, in order
     by_pseudo, by_truth = (ax.collections[0].get_facecolors() for ax in fig.axes[:2])
@@ -154,22 +156,22 @@ def test_plot_tsne_colours_outliers_grey(tmp_path):
     assert np.allclose(by_pseudo[1], by_pseudo[9]) and not np.allclose(by_pseudo[1], by_pseudo[20])
     assert not any(np.allclose(c, GREY) for c in np.delete(by_pseudo, [0, 15], axis=0))
     assert "2 outliers" in fig.axes[0].get_title() and fig.axes[0].get_legend() is None
-    small = usl_plots.plot_tsne(features, pseudo, true_ids, max_points=12)
+    small = viz_usl.plot_tsne(features, pseudo, true_ids, max_points=12)
     assert len(small.axes[0].collections[0].get_offsets()) == 12
     shown = pseudo[small.indices]
     assert np.allclose(small.axes[0].collections[0].get_facecolors()[shown < 0], GREY)
     with pytest.raises(ValueError, match="one entry per point"):
-        usl_plots.plot_tsne(features, pseudo, true_ids[:-1])
+        viz_usl.plot_tsne(features, pseudo, true_ids[:-1])
 
 
 def test_plot_uda_results_bars(tmp_path):
     results = {"A→B ViT": {"source": 0.5, "direct transfer": 0.1, "after UDA": 0.2},
                "A→B ICS": {"source": 0.6, "direct transfer": 0.15, "after UDA": None}}
-    fig = usl_plots.plot_uda_results(results, save=tmp_path / "u.png")
+    fig = viz_usl.plot_uda_results(results, save=tmp_path / "u.png")
     assert (tmp_path / "u.png").is_file()
     ax = fig.axes[0]
     heights = [p.get_height() for p in ax.patches]
     assert np.allclose(heights[:4], [50, 60, 10, 15]) and heights[4] == pytest.approx(20) and np.isnan(heights[5])
     assert "" in [t.get_text() for t in ax.texts]  # the missing value has no label
     with pytest.raises(ValueError, match="empty"):
-        usl_plots.plot_uda_results({})
+        viz_usl.plot_uda_results({})

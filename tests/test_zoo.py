@@ -1,4 +1,4 @@
-"""reid_lab.zoo: which DINO backbone downstream notebooks get, and shipping one as float16 with provenance."""
+"""reid_lab.tutorial.zoo: which DINO backbone downstream notebooks get, and shipping one as float16 with provenance."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from reid_lab import zoo
+from reid_lab.tutorial import zoo
 from reid_lab.models import build_backbone, load_pretrained, make_checkpoint
 
 

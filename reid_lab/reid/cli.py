@@ -70,7 +70,7 @@ def add_supervised_parsers(subparsers: argparse._SubParsersAction) -> tuple[argp
 
 def _dataset(name: str, profile: str, data_root: str | None, msmt_version: str = "auto"):
     from ..data import merge_market_msmt
-    from ..data.profile import load_profile_data
+    from ..tutorial.profile import load_profile_data
 
     data = load_profile_data(profile, data_root, msmt_version=msmt_version)
     if name == "market1501":

@@ -95,7 +95,7 @@ def evaluate(model: nn.Module, dataset: ReIDDataset, device: str | torch.device,
     keys prefixed ``rerank_``.
     """
     from ..data import build_reid_transforms
-    from ..evaluation import evaluate_features, extract_features
+    from ..retrieval.evaluation import evaluate_features, extract_features
 
     device = torch.device(device)
     model = engine.unwrap(model)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import deque
 from dataclasses import dataclass
 
@@ -133,38 +132,13 @@ class CollapseMonitor:
                 "pass collapse_check=False to train on regardless.")
 
 
+def __getattr__(name: str):
+    """``plot_training_curves`` moved to :mod:`reid_lab.viz.dino`; this alias will be removed in the next release."""
+    if name == "plot_training_curves":
+        from ..viz.dino import plot_training_curves
 
-
-def plot_training_curves(runs: dict[str, list[dict]], out_dim: int, *, smooth: int = 5, title: str | None = None,
-                         save: str | os.PathLike | None = None):
-    """Per-step loss, teacher entropy and CLS cosine of several runs (``steps.jsonl`` records), with ln K marked.
-
-    A healthy run ends with the loss and the teacher entropy clearly below ln K and a CLS cosine well below 1;
-    a uniform collapse sits on ln K, a single-prototype collapse has a batch-mean entropy near 0.
-    """
-    import numpy as np
-
-    from ..viz import _figure, _save
-
-    fig, axes = _figure(1, 3, figsize=(13, 3.4))
-    ln_k = math.log(out_dim)
-    for name, steps in runs.items():
-        for ax, key in zip(axes, ("loss", "teacher_entropy", "cls_cosine")):
-            values = np.array([s[key] if s.get(key) is not None else np.nan for s in steps], dtype=float)
-            if smooth > 1 and len(values) >= smooth:
-                values = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(values, label=name)
-    for ax, label in zip(axes, ("DINO loss", "teacher entropy (nats)", "mean CLS cosine (teacher)")):
-        ax.set_xlabel("iteration")
-        ax.set_title(label, fontsize=10)
-    for ax in axes[:2]:
-        ax.axhline(ln_k, color="grey", ls="--", lw=1, label=f"ln K = {ln_k:.2f} (uniform)")
-    axes[2].set_ylim(-0.05, 1.05)
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return _save(fig, save)
+        return plot_training_curves
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["CollapseError", "CollapseMonitor", "StepStats", "entropy", "mean_pairwise_cosine", "plot_training_curves"]

@@ -22,7 +22,6 @@ official recipe), and the head once on all CLS features.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import torch
@@ -156,26 +155,13 @@ class MultiCropWrapper(nn.Module):
         return (out, feats) if return_features else out
 
 
+def __getattr__(name: str):
+    """``plot_crops`` moved to :mod:`reid_lab.viz.dino`; this alias will be removed in the next release."""
+    if name == "plot_crops":
+        from ..viz.dino import plot_crops
 
-
-def plot_crops(image: Image.Image, crops: Sequence[torch.Tensor], *, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD, title: str | None = None, save: str | os.PathLike | None = None):
-    """The original image followed by its crops (de-normalised), globals then locals, at their relative sizes."""
-    from ..viz import _figure, _save
-
-    fig, axes = _figure(1, len(crops) + 1, figsize=(1.3 * (len(crops) + 1), 3.2),
-                        gridspec_kw={"width_ratios": [1] + [c.shape[-1] / crops[0].shape[-1] for c in crops]})
-    axes[0].imshow(image)
-    axes[0].set_title("image", fontsize=8)
-    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
-    for i, (ax, crop) in enumerate(zip(axes[1:], crops)):
-        ax.imshow((crop * s + m).clamp(0, 1).permute(1, 2, 0).numpy())
-        ax.set_title(f"global {i + 1}" if i < 2 else f"local {i - 1}", fontsize=8)
-    for ax in axes:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return _save(fig, save)
+        return plot_crops
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MultiCropWrapper", "PersonMultiCrop", "RandomPILGaussianBlur",

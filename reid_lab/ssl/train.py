@@ -524,10 +524,11 @@ def evaluate_retrieval(backbone: nn.Module, dataset: Any, image_size: Sequence[i
     """Frozen-feature retrieval on a ReID dataset's query/gallery split (Market protocol, SPEC §4.6).
 
     CLS features of ``backbone`` in eval mode (ImageNet normalisation, as in DINO pre-training; test resize as
-    TransReID), L2-normalised, squared Euclidean distance. Returns a :class:`reid_lab.evaluation.RankResult`.
+    TransReID), L2-normalised, squared Euclidean distance. Returns a
+    :class:`reid_lab.retrieval.evaluation.RankResult`.
     """
     from ..data import ImageDataset, build_reid_transforms
-    from ..evaluation import evaluate_features, extract_features
+    from ..retrieval.evaluation import evaluate_features, extract_features
     from .multicrop import IMAGENET_MEAN, IMAGENET_STD
 
     device = torch.device(device)

@@ -91,7 +91,7 @@ def _config(stage: str, args: argparse.Namespace):
 def _run(stage: str, args: argparse.Namespace) -> int:
     from .. import engine, paths
     from ..config import resolve
-    from ..data.profile import load_profile_data
+    from ..tutorial.profile import load_profile_data
     from .train import train_uda, train_usl
 
     cfg = _config(stage, args)

@@ -9,7 +9,7 @@ Each epoch (``examples/cluster_contrast_train_usl.py``, SPEC §5.2):
 1. features of ``sorted(dataset.train)`` — the model's output (post-BN, L2-normalised), test transform (bicubic
    resize, mean = std = 0.5), eval mode, no flip; ground-truth ids are never used;
 2. k-reciprocal Jaccard distance (k1 30, k2 6) and ``DBSCAN(eps, min_samples=4)``
-   (:func:`reid_lab.clustering.dbscan_pseudo_labels`); outliers are dropped for this epoch;
+   (:func:`reid_lab.retrieval.clustering.dbscan_pseudo_labels`); outliers are dropped for this epoch;
 3. a :class:`~reid_lab.usl.memory.ClusterMemory` initialised with the normalised cluster means (τ 0.05, hard-sample
    update with momentum 0.2, SPEC §5.3);
 4. ``iters`` iterations over the pseudo-labelled images: :class:`~reid_lab.data.RandomMultipleGallerySampler`
@@ -17,7 +17,7 @@ Each epoch (``examples/cluster_contrast_train_usl.py``, SPEC §5.2):
    (``drop_last``; the official ``IterLoader`` restarts the loader when it runs out), cluster-contrast's train
    transform (SPEC §5.4) and the BN chunking of 4-GPU ``DataParallel`` (:mod:`reid_lab.usl.ghost_bn`);
 5. evaluation every ``eval_step`` epochs and after the last one (query/gallery, post-BN normalised features,
-   squared Euclidean distance, Market protocol — :func:`reid_lab.evaluation.evaluate_features`);
+   squared Euclidean distance, Market protocol — :func:`reid_lab.retrieval.evaluation.evaluate_features`);
 6. ``StepLR(step_size, gamma=0.1).step()``.
 
 Optimiser (SPEC §5.4): SGD momentum 0.9 (``cfg.optimizer`` "Adam"/"AdamW" as the official options), lr 3.5e-4,
@@ -76,7 +76,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .. import engine
-from ..clustering import PseudoLabelStats, dbscan_pseudo_labels, summarize_labels
+from ..retrieval.clustering import PseudoLabelStats, dbscan_pseudo_labels, summarize_labels
 from ..config import UDAConfig, USLConfig, to_dict
 from ..data import ImageDataset, RandomMultipleGallerySampler, ReIDDataset, Sample
 from ..models import batchnorm_layers, build_backbone, load_pretrained, reestimate_bn
@@ -202,7 +202,7 @@ def extract_features_for_clustering(model: nn.Module, samples: Sequence[Sample],
     The model must already be on ``device``.
     """
     from ..data import build_usl_transforms
-    from ..evaluation import extract_features
+    from ..retrieval.evaluation import extract_features
 
     device = torch.device(device)
     info = engine.dist_info() if distributed else engine.DistInfo()
@@ -404,10 +404,10 @@ def evaluate_usl(model: nn.Module, dataset: ReIDDataset, device: str | torch.dev
     """mAP / Rank-1/5/10 / mINP (fractions) on ``dataset.query`` vs ``dataset.gallery`` (SPEC §5.5).
 
     Post-BN normalised features with the USL test transform, squared Euclidean distance, Market protocol (same id
-    and camera removed), no re-ranking. The mAP is the TransReID loop (:mod:`reid_lab.evaluation`), which may differ
-    slightly from cluster-contrast's ``sklearn.average_precision_score`` on ties.
+    and camera removed), no re-ranking. The mAP is the TransReID loop (:mod:`reid_lab.retrieval.evaluation`), which may
+    differ slightly from cluster-contrast's ``sklearn.average_precision_score`` on ties.
     """
-    from ..evaluation import evaluate_features
+    from ..retrieval.evaluation import evaluate_features
 
     feats = [extract_features_for_clustering(model, split, height, width, device, batch_size=batch_size,
                                              num_workers=num_workers, progress=progress, distributed=False)
@@ -685,7 +685,7 @@ def train_uda(cfg: UDAConfig, target: ReIDDataset, source_checkpoint: str | os.P
 
 def _purity(labels: np.ndarray, samples: Sequence[Sample]) -> float | None:
     """Display-only purity of the pseudo labels against the samples' true ids (None without ids or clusters)."""
-    from ..usl_plots import cluster_purity
+    from ..retrieval.clustering import cluster_purity
 
     ids = _true_ids(samples)
     return None if ids is None else cluster_purity(labels, ids)

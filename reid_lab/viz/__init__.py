@@ -6,7 +6,14 @@
 * :mod:`.ranking` — rank lists with green / red / ignored borders, AP and INP per query, best / worst queries
   (SPEC §4.6, USERS P11);
 * :mod:`.curves` — training curves from ``log.jsonl`` of several runs;
-* :mod:`.embedding` — t-SNE of features coloured by identity (and camera).
+* :mod:`.embedding` — t-SNE of features coloured by identity (and camera);
+* :mod:`.cfs` — CFS score histograms and image grids (notebook 01);
+* :mod:`.dino` — multi-crop views and DINO collapse-monitor curves (notebook 02);
+* :mod:`.finetune` — supervised fine-tuning curves of several runs (notebook 03);
+* :mod:`.usl` — k-reciprocal neighbours, DBSCAN eps sweeps, USL/UDA curves and results (notebooks 04–05).
+
+The concept modules compute, :mod:`reid_lab.viz` draws. The modules of the list's end are imported by name
+(``from reid_lab.viz.usl import plot_eps_sweep``): :mod:`.dino` needs :mod:`reid_lab.ssl`.
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ status          colour  meaning under the Market-1501 protocol
 
 Ignored entries (``same_camera``, ``junk``) are shown where their distance puts them, without a rank number; the
 rank printed above every scored entry is its position in the protocol's ranking. AP and INP per query come from
-:func:`reid_lab.evaluation.evaluate_rank` (ties by gallery index, as there) on the gallery without ``junk`` columns.
+:func:`reid_lab.retrieval.evaluation.evaluate_rank` (ties by gallery index, as there) on the gallery without ``junk``
+columns.
 
 :func:`select_queries` / :func:`best_and_worst_queries` pick the queries with the highest / lowest AP, e.g. the
 successes and failures of a model. :func:`plot_rank_lists` draws the rows and attaches the :class:`RankList`
@@ -62,8 +63,8 @@ def rank_status(q_pid: int, q_camid: int, g_pids: Any, g_camids: Any) -> np.ndar
 def per_query_metrics(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any
                       ) -> tuple[np.ndarray, np.ndarray]:
     """AP and INP of every query (NaN where a query has no true match), from
-    :func:`~reid_lab.evaluation.evaluate_rank` on the gallery without junk (id −1) columns."""
-    from ..evaluation import evaluate_rank
+    :func:`~reid_lab.retrieval.evaluation.evaluate_rank` on the gallery without junk (id −1) columns."""
+    from ..retrieval.evaluation import evaluate_rank
 
     d = np.asarray(distmat)
     g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
