@@ -217,7 +217,8 @@ def verify_images(
     n = 0
     total = len(samples) if hasattr(samples, "__len__") else None
     bar = tqdm(samples, total=total, desc=f"checking images ({check})", unit="img", leave=False,
-               disable=not progress or total is None or total <= 5000)
+               disable=not progress or total is None or total <= 5000
+               or os.environ.get("REID_LAB_QUIET", "") not in ("", "0"))  # notebooks: no bars in cell outputs
     try:
         for item in bar:
             path = item.path if isinstance(item, Sample) else os.fspath(item)

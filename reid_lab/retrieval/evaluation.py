@@ -30,6 +30,7 @@ loader. Distances: :func:`euclidean_distance` (the official squared form), :func
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,6 +117,11 @@ class RankResult:
                 pass
         out[f"{prefix}mINP"] = float(self.mINP)
         return out
+
+
+def _quiet() -> bool:
+    """Progress bars off: ``REID_LAB_QUIET`` is set (notebooks set it, so cell outputs carry results, not bars)."""
+    return os.environ.get("REID_LAB_QUIET", "") not in ("", "0")
 
 
 def format_results(result: RankResult, title: str | None = None) -> str:
@@ -522,7 +528,7 @@ def extract_features(
     model.eval()
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            for batch in tqdm(loader, desc="extract features", leave=False, disable=not progress):
+            for batch in tqdm(loader, desc="extract features", leave=False, disable=not progress or _quiet()):
                 if not isinstance(batch, (tuple, list)) or len(batch) != 4:
                     raise ValueError("loader batches must be (images, pids, camids, index) tuples; got "
                                      f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")

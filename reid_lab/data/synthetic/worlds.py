@@ -356,7 +356,8 @@ def render_specs(dest: Path, specs: Sequence[ImageSpec], height: int, width: int
         workers = 1
     chunks = [(str(dest), list(specs[i:i + _CHUNK]), height, width, world_seed)
               for i in range(0, len(specs), _CHUNK)]
-    with tqdm(total=len(specs), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+    quiet = os.environ.get("REID_LAB_QUIET", "") not in ("", "0")  # notebooks: no bars in cell outputs
+    with tqdm(total=len(specs), desc=desc, unit="img", disable=not progress or quiet, leave=False) as bar:
         if workers == 1:
             for chunk in chunks:
                 bar.update(_render_chunk(chunk))
