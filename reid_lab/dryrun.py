@@ -15,6 +15,7 @@ workers, the notebook kernels of ``reid-lab tutorial``, through the environment 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -146,7 +147,9 @@ def subset_dataset(dataset: T, n: int | None = None) -> T:
     query = _by_ids(list(dataset.query), TEST_IDS)
     ids = {s.pid for s in query}
     gallery = [s for s in dataset.gallery if s.pid in ids] + [s for s in dataset.gallery if s.pid <= 0][:EXTRA_GALLERY]
-    return dataclasses.replace(dataset, train=train, query=query, gallery=gallery)
+    small = copy.copy(dataset)  # keeps the class (Market1501, MSMT17 …), whose __init__ reads a folder
+    small.train, small.query, small.gallery = train, query, gallery
+    return small
 
 
 class DryRunMismatchError(ValueError):

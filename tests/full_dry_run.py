@@ -67,12 +67,18 @@ pip() { echo "(skipped: pip $*)" >&2; }
 
 def doc_blocks(text: str) -> list[tuple[str, str]]:
     """``(heading, bash)`` for every ```bash block of the doc, under the ``##``/``###`` heading it follows."""
-    out, heading = [], ""
-    for part in re.split(r"(^#{2,3} .*$|^```bash\n.*?^```$)", text, flags=re.M | re.S):
-        if part.startswith("#"):
-            heading = part.lstrip("# ").strip()
-        elif part.startswith("```bash"):
-            out.append((heading, part.removeprefix("```bash\n").removesuffix("```")))
+    out, heading, block = [], "", None
+    for line in text.splitlines(keepends=True):
+        if block is not None:
+            if line.startswith("```"):
+                out.append((heading, "".join(block)))
+                block = None
+            else:
+                block.append(line)
+        elif line.startswith("```bash"):
+            block = []
+        elif re.match(r"#{2,3} ", line):
+            heading = line.lstrip("# ").strip()
     return out
 
 

@@ -77,7 +77,7 @@ def test_subset_dataset_keeps_few_ids_relabelled_and_the_junk():
     assert sorted({s.pid for s in small.train}) == list(range(16)) and len(small.train) == 48
     assert [s.pid for s in small.query] == list(range(1, 9))
     assert [s.pid for s in small.gallery] == [*range(1, 9), -1, 0]
-    assert dryrun.subset_dataset(ds, 0) is ds
+    assert dryrun.subset_dataset(ds, 0) is ds and len(ds.train) == 90  # the original is untouched
 
 
 def test_outputs_are_marked(dry, tmp_path):
