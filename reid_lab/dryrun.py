@@ -5,7 +5,8 @@ parameter call :func:`activate`. From then on, in this process and its children 
 workers, the notebook kernels of ``reid-lab tutorial``, through the environment variable :data:`ENV`):
 
 * :func:`reid_lab.config.resolve` returns :func:`cap_config`'s config: epochs 1–2, USL iterations N, a batch a CPU
-  fits (with the P×K / BN-chunk / world-size divisibility the trainers check), evaluation every epoch it ends.
+  fits (with the P×K / BN-chunk / world-size divisibility the trainers check, for :func:`world` processes: the
+  torchrun jobs and the notebooks that load their checkpoints must agree on it), evaluation every epoch it ends.
   Everything that shapes the code path stays: architectures, image and crop sizes, head sizes, losses,
   samplers, schedule code, DDP, checkpoint formats;
 * the trainers stop each epoch after :func:`limit` iterations; :func:`subset_dataset` /
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 logger = logging.getLogger(__name__)
 
 ENV = "REID_LAB_DRY_RUN"
+WORLD_ENV = "REID_LAB_DRY_RUN_WORLD"  # the most processes a dry run's batches must feed (default: max(2, WORLD_SIZE))
 KEY = "dry_run"  # the mark in log.jsonl records, metrics.json and checkpoints
 MAX_EPOCHS = 2
 TRAIN_IDS = 16  # identities kept per training split
@@ -69,9 +71,20 @@ def activate(n: int, stage: str | None = None, profile: str = "full", overrides:
     return text
 
 
+def world() -> int:
+    """How many processes a dry run's global batches are sized for: ``$REID_LAB_DRY_RUN_WORLD``, else
+    ``max(2, $WORLD_SIZE)``, so a 2-process torchrun and a 1-process notebook resolve the same batch sizes."""
+    raw = os.environ.get(WORLD_ENV) or ""
+    value = int(raw) if raw.strip() else max(2, int(os.environ.get("WORLD_SIZE") or 1))
+    if value < 1:
+        raise ValueError(f"{WORLD_ENV}={value}: expected a positive number of processes")
+    return value
+
+
 def _caps(stage: str, cfg: Any, n: int) -> dict[str, Any]:
     """The field values a dry run of ``n`` iterations changes in ``cfg`` (only those that differ)."""
     want: dict[str, Any] = {}
+    procs = world()
     if hasattr(cfg, "epochs"):
         epochs = min(cfg.epochs, MAX_EPOCHS)
         want["epochs"] = epochs
@@ -82,13 +95,13 @@ def _caps(stage: str, cfg: Any, n: int) -> dict[str, Any]:
             if hasattr(cfg, name):
                 want[name] = min(getattr(cfg, name), epochs)
     if stage == "pretrain":
-        want["batch_size"] = min(cfg.batch_size, 4)  # 2 per process under a 2-process torchrun
+        want["batch_size"] = min(cfg.batch_size, 2 * procs)  # 2 images per process
     elif stage == "supervised":
-        want["batch_size"] = min(cfg.batch_size, 2 * cfg.num_instances)  # P = 2 ids per global batch
+        want["batch_size"] = min(cfg.batch_size, 2 * cfg.num_instances * procs)  # 2 ids per process (triplet)
     elif stage in ("usl", "uda"):
         want["iters"] = min(cfg.iters, n)
         batch = 2 * cfg.num_instances
-        while batch % cfg.bn_chunks:  # keep the official BN chunks: every chunk a whole share of the batch
+        while batch % cfg.bn_chunks or batch % procs:  # the official BN chunks, whole shares per process
             batch += cfg.num_instances
         want["batch_size"] = min(cfg.batch_size, batch)
     elif stage == "data":
@@ -181,5 +194,5 @@ def check_checkpoint(obj: Any, path: Any) -> None:
             "checkpoints. Point the dry run at its own runs folder (REID_LAB_RUNS / --runs-root / --output).")
 
 
-__all__ = ["ENV", "KEY", "DryRunMismatchError", "activate", "active", "cap_config", "check_checkpoint", "describe",
+__all__ = ["ENV", "KEY", "WORLD_ENV", "world", "DryRunMismatchError", "activate", "active", "cap_config", "check_checkpoint", "describe",
            "limit", "mark", "subset_dataset", "subset_names"]

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     timings.unlink(missing_ok=True)
     env = {**os.environ, "REID_LAB_DATA": str(data), "REID_LAB_RUNS": str(runs), "OMP_NUM_THREADS": "1",
            "PYTHON": sys.executable, "DRY_N": str(args.n), "NPROC": str(args.nproc), "TIMINGS": str(timings),
+           "REID_LAB_DRY_RUN_WORLD": str(args.nproc),  # notebooks size their batches as the torchrun jobs did
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     blocks = doc_blocks(DOC.read_text())
     setup = localise(blocks[0][1], data, runs)

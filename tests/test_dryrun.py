@@ -19,23 +19,25 @@ from reid_lab.notebook import save_metrics
 def dry(monkeypatch):
     """Activate a dry run of N iterations for one test (the environment variable is restored afterwards)."""
     monkeypatch.delenv(dryrun.ENV, raising=False)
+    for name in (dryrun.WORLD_ENV, "WORLD_SIZE"):  # batches sized for the default 2 processes
+        monkeypatch.delenv(name, raising=False)
 
     def on(n: int) -> None:
         monkeypatch.setenv(dryrun.ENV, str(n))
     return on
 
 
-def test_supervised_caps_the_loops_and_keeps_the_code_path():
+def test_supervised_caps_the_loops_and_keeps_the_code_path(dry):
     full = resolve("supervised", "full", dry_run=0)
     capped, text = dryrun.cap_config("supervised", full, 3)
-    assert (capped.epochs, capped.warmup_epochs, capped.eval_period, capped.batch_size) == (2, 1, 2, 8)  # 8 = 2 ids x 4
+    assert (capped.epochs, capped.warmup_epochs, capped.eval_period, capped.batch_size) == (2, 1, 2, 16)  # 2x2 ids x 4
     assert (capped.arch, capped.height, capped.width, capped.num_instances, capped.triplet_margin) == \
         ("vit_small_ics", 256, 128, 4, None)
-    assert text == "epochs 120->2, warmup_epochs 20->1, eval_period 120->2, batch_size 64->8"
+    assert text == "epochs 120->2, warmup_epochs 20->1, eval_period 120->2, batch_size 64->16"
     assert dryrun.cap_config("supervised", full, 0) == (full, "")
 
 
-def test_usl_batch_keeps_whole_identities_and_bn_chunks():
+def test_usl_batch_keeps_whole_identities_and_bn_chunks(dry):
     usl = resolve("usl", "full", dry_run=0)  # batch 256, 8 instances, 4 BN chunks, 200 iterations
     capped, _ = dryrun.cap_config("usl", usl, 3)
     assert (capped.iters, capped.batch_size, capped.bn_chunks, capped.epochs, capped.eval_step) == (3, 16, 4, 2, 2)
@@ -44,11 +46,21 @@ def test_usl_batch_keeps_whole_identities_and_bn_chunks():
     assert dryrun.cap_config("usl", odd, 1)[0].batch_size == 24  # 16 does not split in 3 chunks, 24 does
 
 
-def test_pretrain_keeps_crops_and_head_sizes():
+def test_pretrain_keeps_crops_and_head_sizes(dry):
     capped, _ = dryrun.cap_config("pretrain", resolve("pretrain", "full", dry_run=0), 2)
     assert (capped.epochs, capped.warmup_epochs, capped.batch_size) == (2, 1, 4)
     assert (capped.out_dim, capped.local_crops_number, capped.global_size, capped.local_size, capped.keep_ratio) == \
         (65_536, 8, (256, 128), (128, 64), 0.6)
+
+
+def test_batches_are_sized_for_the_process_count(dry, monkeypatch):
+    sup, usl = resolve("supervised", "full", dry_run=0), resolve("usl", "full", dry_run=0, bn_chunks=2)
+    monkeypatch.setenv("WORLD_SIZE", "4")  # inside a 4-process torchrun job
+    assert dryrun.cap_config("supervised", sup, 1)[0].batch_size == 32  # 2 ids of 4 images per process
+    assert dryrun.cap_config("pretrain", resolve("pretrain", "full", dry_run=0), 1)[0].batch_size == 8
+    monkeypatch.setenv(dryrun.WORLD_ENV, "3")  # said explicitly (a notebook loading a 3-process job's runs)
+    assert dryrun.cap_config("supervised", sup, 1)[0].batch_size == 24
+    assert dryrun.cap_config("usl", usl, 1)[0].batch_size == 24  # multiple of 8 instances, 2 chunks and 3 processes
 
 
 def test_resolve_caps_while_a_dry_run_is_active(dry):
