@@ -53,3 +53,13 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(notebook):
     assert "PROFILE" in "".join(tagged[0]["source"])
     too_long = [i for i, c in enumerate(code) if len("".join(c["source"]).strip().splitlines()) > 15]
     assert not too_long, f"code cells longer than 15 lines: {too_long}"
+
+
+def test_every_notebook_code_cell_compiles_on_its_own():
+    """Each code cell is a complete statement list: splitting a cell inside a block (``try:`` | indented body)
+    breaks papermill and Jupyter alike (found by the full dry run, issue 12)."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                source = "".join(line for line in cell["source"] if not line.lstrip().startswith(("%", "!")))
+                compile(source, f"{path.name} cell {i}", "exec")
