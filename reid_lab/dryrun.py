@@ -100,7 +100,9 @@ def _caps(stage: str, cfg: Any, n: int) -> dict[str, Any]:
         want["batch_size"] = min(cfg.batch_size, 2 * cfg.num_instances * procs)  # 2 ids per process (triplet)
     elif stage in ("usl", "uda"):
         want["iters"] = min(cfg.iters, n)
-        batch = 2 * cfg.num_instances
+        # from one cluster of K up: a dry run's barely trained features often give DBSCAN a single cluster, and a
+        # batch of two clusters would then skip the training step the dry run is there to run
+        batch = cfg.num_instances
         while batch % cfg.bn_chunks or batch % procs:  # the official BN chunks, whole shares per process
             batch += cfg.num_instances
         want["batch_size"] = min(cfg.batch_size, batch)

@@ -40,10 +40,10 @@ def test_supervised_caps_the_loops_and_keeps_the_code_path(dry):
 def test_usl_batch_keeps_whole_identities_and_bn_chunks(dry):
     usl = resolve("usl", "full", dry_run=0)  # batch 256, 8 instances, 4 BN chunks, 200 iterations
     capped, _ = dryrun.cap_config("usl", usl, 3)
-    assert (capped.iters, capped.batch_size, capped.bn_chunks, capped.epochs, capped.eval_step) == (3, 16, 4, 2, 2)
+    assert (capped.iters, capped.batch_size, capped.bn_chunks, capped.epochs, capped.eval_step) == (3, 8, 4, 2, 2)
     assert capped.eps == 0.6 and capped.k1 == 30
     odd = resolve("usl", "full", dry_run=0, bn_chunks=3, batch_size=48)
-    assert dryrun.cap_config("usl", odd, 1)[0].batch_size == 24  # 16 does not split in 3 chunks, 24 does
+    assert dryrun.cap_config("usl", odd, 1)[0].batch_size == 24  # 8 and 16 do not split in 3 chunks, 24 does
 
 
 def test_pretrain_keeps_crops_and_head_sizes(dry):
