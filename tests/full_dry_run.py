@@ -92,9 +92,12 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
 
 
-def handed_over(runs: Path) -> dict[Path, str]:
-    """The checkpoints the torchrun / CLI commands wrote (folder → sha of checkpoint.pth)."""
-    return {p.parent: digest(p) for p in sorted(runs.glob("full/*/**/checkpoint.pth"))}
+def handed_over(timings: Path, runs: Path) -> dict[Path, str]:
+    """The run folders the doc's training commands wrote (the last word of their timing labels) → sha of their
+    checkpoint.pth."""
+    folders = [Path(line.split()[-1]) for line in timings.read_text().splitlines()
+               if re.search(r" (pretrain|train|usl|uda) ", line)] if timings.is_file() else []
+    return {f: digest(f / "checkpoint.pth") for f in folders if runs in f.parents}
 
 
 def check(runs: Path, before: dict[Path, str], n: int, notebooks: list[str]) -> list[str]:
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if "tutorial" in block:
             if args.only_doc:
                 break
-            before = handed_over(runs)
+            before = handed_over(timings, runs)
         began = time.perf_counter()
         proc = subprocess.run(["bash", "-c", SHIM + setup + localise(block, data, runs)], cwd=REPO, env=env)
         stages.append((heading, time.perf_counter() - began))
