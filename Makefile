@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.reid_lab-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= tiny
 
-.PHONY: setup data tutorial smoke test test-fast lab bench course clean help
+.PHONY: setup data tutorial smoke test test-fast test-full lab bench course clean help
 
 help:
 	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
 	@echo "make test       set up .venv, run unit tests + every notebook in the smoke profile"
 	@echo "make test-fast  unit tests only (no notebooks)"
+	@echo "make test-full  the full profile's dry run: docs/full_profile.md + all notebooks, --dry-run on a fixture world"
 	@echo "make lab        open the notebooks in JupyterLab"
 	@echo "make bench      run the CPU benchmarks (prints markdown tables)"
 	@echo "make course     rebuild the course checkpoints of reid_lab/assets/ (longer DINO runs + 3-seed study; CPU hours)"
@@ -42,6 +43,11 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not notebook"
+
+# The full profile's dry run (issue 12): every command of docs/full_profile.md (torchrun as 2 gloo CPU processes) and
+# every notebook with --dry-run on a real-format fixture world in a temporary folder. ARGS: e.g. ARGS="--n 1 --keep DIR"
+test-full: setup
+	OMP_NUM_THREADS=1 $(BIN)/python tests/full_dry_run.py $(ARGS)
 
 # JupyterLab on notebooks/ with the .venv kernel; LAB_ARGS for more, e.g. LAB_ARGS="--no-browser --port 8890"
 lab: setup

@@ -41,7 +41,8 @@ def _tutorial(args: argparse.Namespace) -> int:
     readme = (args.readme or paths.repo_root() / "README.md") if args.update_readme else None
     run = run_tutorial(args.profile, only=only, notebook_dir=args.notebook_dir, force=args.force,
                        retrain=args.retrain, data_root=args.data_root or "", runs_root=args.runs_root or "",
-                       seed=args.seed, device=args.device, timeout=args.timeout, readme=readme)
+                       seed=args.seed, device=args.device, timeout=args.timeout, readme=readme,
+                       dry_run=args.dry_run)
     print(f"\n{run.table}\n\nresults table written to {run.results_path}")
     if run.readme_changed is not None:
         print(f"{readme}: results block {'updated' if run.readme_changed else 'already up to date'}")
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write the results table between the README's <!-- results:<profile>:start/end --> "
                                "markers (needs the whole tutorial)")
     tutorial.add_argument("--readme", default=None, help="README to update (default: the checkout's README.md)")
+    add_dry_run(tutorial)
     tutorial.add_argument("notebooks", nargs="*", help="only these notebooks (numbers, names or paths; default: all)")
     tutorial.set_defaults(func=_tutorial)
 
@@ -102,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of an error instead of one line")
     return parser
+
+
+def add_dry_run(parser: argparse.ArgumentParser) -> None:
+    """``--dry-run N`` for the training sub-commands and ``tutorial`` (:mod:`reid_lab.dryrun`)."""
+    parser.add_argument("--dry-run", type=int, default=0, metavar="N",
+                        help="fast dev run: the profile's code path with every loop capped at N iterations, 1-2 "
+                             "epochs, a few identities; outputs are marked dry_run and never reused by a real run")
 
 
 def add_msmt_version(parser: argparse.ArgumentParser) -> None:

@@ -241,10 +241,12 @@ _PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def resolve(stage: str, profile: str = "full", **overrides: Any):
+def resolve(stage: str, profile: str = "full", *, dry_run: int | None = None, **overrides: Any):
     """Return the frozen config of ``stage`` under ``profile`` with ``overrides`` applied.
 
-    Unknown stages, profiles or keys raise ``KeyError``/``ValueError`` naming the valid choices.
+    Unknown stages, profiles or keys raise ``KeyError``/``ValueError`` naming the valid choices. ``dry_run``: the
+    iteration cap of a fast dev run (:mod:`reid_lab.dryrun`; ``None`` = the active one, 0 = none) caps epochs and
+    batch sizes after the overrides.
     """
     if stage not in STAGES:
         raise KeyError(f"unknown stage {stage!r}; valid stages: {', '.join(STAGES)}")
@@ -258,7 +260,9 @@ def resolve(stage: str, profile: str = "full", **overrides: Any):
             f"unknown {stage} config key(s) {unknown}; valid keys: {', '.join(sorted(valid))}"
         )
     values = {**_PROFILE_OVERRIDES[profile].get(stage, {}), **overrides}
-    return validate(cls(**values))
+    from .dryrun import active, cap_config
+
+    return validate(cap_config(stage, validate(cls(**values)), active() if dry_run is None else dry_run)[0])
 
 
 # Integer fields that may be 0; every other int field is a count or a size and must be >= 1.

@@ -217,8 +217,11 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> Path:
     values only (dicts, lists, tuples, str, int, float, bool, None) so :func:`load_checkpoint` can read
     it with ``weights_only=True``.
     """
+    from .dryrun import mark
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = mark(state)  # a dry run's checkpoints say so ("dry_run": N)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -304,10 +307,14 @@ def read_torch_file(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, KeyError, AttributeError,
             IndexError, TypeError) as err:
         raise _checkpoint_failure(path, err) from err
+    from .dryrun import check_checkpoint
+
+    check_checkpoint(obj, path)  # a dry run's checkpoint never reaches a real run, and vice versa
+    return obj
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -417,9 +424,11 @@ class JsonlLog:
     def append(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
+        from .dryrun import mark
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_jsonable(record)) + "\n")
+            fh.write(json.dumps(_jsonable(mark(record))) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
+from ..dryrun import subset_names
 from .base import (
     VERIFIED_CACHE_NAME, DatasetError, Sample, VerifyMode, describe_folder, is_image_file, require_dir, verify_images,
 )
@@ -228,13 +229,14 @@ class LUPersonPool:
             if not names:
                 raise DatasetError(f"no images (.jpg/.jpeg/.png) under {str(self.images_dir)!r}: expected "
                                    f"<root>/images/<key>.jpg. Found: {describe_folder(self.images_dir)}")
+            names = list(subset_names(names))  # a dry run keeps the head only
             self.list_length = None
         else:
             ranked = read_ranked_list(self.ranked_list)
             if not ranked:
                 raise DatasetError(f"ranked list {str(self.ranked_list)!r} is empty")
             self.list_length = len(ranked)
-            names = ranked[: keep_count(len(ranked), keep_num, keep_ratio)]
+            names = list(subset_names(ranked[: keep_count(len(ranked), keep_num, keep_ratio)]))  # dry run: a head
             del ranked
             self._check_entries(names)
         self.names: list[str] = names

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import add_msmt_version
+from ..cli import add_dry_run, add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 __all__ = ["add_supervised_parsers", "run_train_cli", "run_evaluate_cli"]
@@ -55,6 +55,7 @@ def add_supervised_parsers(subparsers: argparse._SubParsersAction) -> tuple[argp
                    help="reproduce the official per-epoch lr off-by-one (SPEC §9.8)")
     t.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default="auto",
                    help="mixed precision (auto: bf16 on CUDA, fp32 on CPU)")
+    add_dry_run(t)
     t.set_defaults(func=run_train_cli)
 
     e = subparsers.add_parser("evaluate", help="evaluate a fine-tuned checkpoint (Market protocol, SPEC §4.6)")
@@ -82,7 +83,7 @@ def _dataset(name: str, profile: str, data_root: str | None, msmt_version: str =
 
 def run_train_cli(args: argparse.Namespace) -> int:
     """Run ``reid-lab train``; returns the exit status."""
-    from .. import engine, paths
+    from .. import dryrun, engine, paths
     from ..config import resolve
     from .supervised import train
 
@@ -94,6 +95,7 @@ def run_train_cli(args: argparse.Namespace) -> int:
     for flag in ("rerank", "official_schedule"):  # every flag goes through the config the checkpoint records
         if getattr(args, flag):
             overrides[flag] = True
+    dryrun.activate(args.dry_run, "supervised", args.profile, overrides)
     cfg = resolve("supervised", args.profile, **overrides)
     if cfg.dataset not in DATASETS:
         raise SystemExit(f"error: dataset must be one of {DATASETS}, got {cfg.dataset!r}")

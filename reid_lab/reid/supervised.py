@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import engine
+from .. import dryrun, engine
 from ..config import SupervisedConfig, to_dict, with_given
 from ..data import DistributedRandomIdentitySampler, ImageDataset, RandomIdentitySampler, ReIDDataset
 from ..data.base import relabel
@@ -203,7 +203,7 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
     per_process = cfg.batch_size // info.world_size
     loader = DataLoader(ImageDataset(train_samples, transform), batch_size=per_process, sampler=sampler,
                         num_workers=num_workers, pin_memory=dev.type == "cuda")
-    iters = len(loader)
+    iters = dryrun.limit(len(loader))  # a dry run stops each epoch after N iterations
     if iters == 0:
         raise ValueError(f"{num_classes} identities give no full P×K batch of {cfg.batch_size}: lower batch_size")
 
@@ -256,6 +256,8 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
         bar = engine.progress(loader, desc=f"fine-tune epoch {epoch + 1}/{cfg.epochs}", total=iters,
                               enabled=progress and info.is_main)
         for i, (images, pids, _camids, _index) in enumerate(bar):
+            if i >= iters:
+                break
             images, pids = images.to(dev, non_blocking=True), pids.to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=autocast_dtype, enabled=amp_mode != "none"):
                 logits, feat = net(images)

@@ -15,6 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..cli import add_dry_run
 from ..config import PROFILES, parse_overrides
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="colour-jitter scale (1.0 = official; default: the profile's)")
     p.add_argument("--no-collapse-check", action="store_true", help="train on even if the teacher collapses")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dry_run(p)
     p.set_defaults(func=run_pretrain_cli)
     return p
 
@@ -70,7 +72,7 @@ def _default_pool(profile: str, data_root: str | None) -> Path:
 
 def run_pretrain_cli(args: argparse.Namespace) -> int:
     """Run ``reid-lab pretrain`` with parsed ``args``; returns the exit status."""
-    from .. import engine, paths
+    from .. import dryrun, engine, paths
     from ..config import resolve
     from .train import pretrain
 
@@ -82,6 +84,7 @@ def run_pretrain_cli(args: argparse.Namespace) -> int:
             overrides[name] = value
     if args.keep_ratio is not None:
         overrides["keep_ratio"] = None if str(args.keep_ratio).lower() == "none" else float(args.keep_ratio)
+    dryrun.activate(args.dry_run, "pretrain", args.profile, overrides)
     cfg = resolve("pretrain", args.profile, **overrides)
     num_workers = args.num_workers if args.num_workers is not None else resolve("data", args.profile).num_workers
 

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .. import engine
+from .. import dryrun, engine
 from ..config import PretrainConfig, to_dict, with_given
 from ..runlock import locked_run
 from .loss import DINOLoss
@@ -407,12 +407,12 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
     resume_from = engine.resume_source(resume, ckpt_path)
     cfg = with_given(cfg, jitter_strength=jitter_strength, keep_num=keep_num)  # the config records what is used
     engine.seed_everything(cfg.seed)  # identical model initialisation on every rank
-    paths = pool_paths(data, cfg, ranked_list)
+    paths = dryrun.subset_names(pool_paths(data, cfg, ranked_list))  # a dry run: the pool's head only
     dataset = MultiCropImages(paths, build_multicrop(cfg))
     sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=per_process, sampler=sampler, num_workers=num_workers,
                         pin_memory=dev.type == "cuda", drop_last=True)
-    iters = len(loader)
+    iters = dryrun.limit(len(loader))  # a dry run stops each epoch after N iterations
     if iters == 0:
         raise ValueError(f"the pool holds {len(paths)} images: not one full batch of {per_process} per process "
                          f"({info.world_size} process(es)); lower batch_size or add images")
@@ -458,6 +458,8 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         bar = engine.progress(loader, desc=f"DINO epoch {epoch + 1}/{cfg.epochs}", total=iters,
                               enabled=progress and info.is_main)
         for i, crops in enumerate(bar):
+            if i >= iters:
+                break
             it = epoch * iters + i
             stats = trainer.train_step(crops, epoch, it, last_checkpoint=last_good)
             monitor.update(stats)

@@ -70,8 +70,11 @@ QUIET_ENV = "REID_LAB_QUIET"  # set by start(): trainers draw no progress bars (
 
 
 def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", seed: int = 0,
-          device: str = "auto", log_level: int = logging.INFO, quiet: bool = True) -> Session:
+          device: str = "auto", log_level: int = logging.INFO, quiet: bool = True, dry_run: int = 0) -> Session:
     """Begin a notebook: validate the profile, seed, resolve folders, configure logging.
+
+    ``dry_run`` > 0 (the ``DRY_RUN`` parameter) starts a fast dev run (:mod:`reid_lab.dryrun`): the profile's code
+    path with every loop capped at that many iterations; its results are marked ``"dry_run"``.
 
     With ``quiet`` (the default) the cell outputs stay readable: log records go to ``<run dir>/notebook.log``
     (only warnings and errors also reach the notebook) and progress bars are off — the notebooks print what
@@ -104,6 +107,10 @@ def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", s
         logging.basicConfig(level=log_level, format=fmt, force=True)
         os.environ.pop(QUIET_ENV, None)
     logger.info("notebook %s | profile %s | device %s | run dir %s", name, profile, session.device, session.run_dir)
+    from ..dryrun import activate
+
+    if activate(int(dry_run or 0), profile=profile):
+        print(f"DRY RUN {dry_run}: every loop stops after {dry_run} iteration(s); results are not results")
     return session
 
 
@@ -126,7 +133,9 @@ def save_metrics(session_or_dir: Session | str | os.PathLike, metrics: dict[str,
     run_dir.mkdir(parents=True, exist_ok=True)
     target = run_dir / METRICS_FILE
     tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+    from ..dryrun import mark
+
+    tmp.write_text(json.dumps(_jsonable(mark(metrics)), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, target)
     return target
 
@@ -283,7 +292,8 @@ def _read_runtime(run_dir: Path) -> dict[str, Any]:
 
 def run_notebooks(profile: str, *, notebooks: Iterable[str | Path] | None = None, force: bool = False,
                   data_root: str = "", runs_root: str = "", seed: int = 0, device: str = "auto",
-                  timeout: int | None = None, progress: bool = True, retrain: bool = False) -> list[dict[str, Any]]:
+                  timeout: int | None = None, progress: bool = True, retrain: bool = False,
+                  dry_run: int = 0) -> list[dict[str, Any]]:
     """Execute notebooks in order with papermill into ``<runs>/<profile>/<name>/``.
 
     A notebook is skipped when its results are current: its stamp matches the notebook source, the package
@@ -296,6 +306,7 @@ def run_notebooks(profile: str, *, notebooks: Iterable[str | Path] | None = None
         notebooks: paths or names (:func:`select_notebooks`); default all of ``notebooks/``.
         timeout: seconds per cell (``None``: no limit).
         progress: log a line per notebook at INFO (else DEBUG).
+        dry_run: > 0 passes ``DRY_RUN`` to the notebooks: a fast dev run (:mod:`reid_lab.dryrun`).
 
     Returns:
         One record per notebook: ``name``, ``status`` (``"ran"`` / ``"skipped"``), ``seconds`` (this call, ``None``
@@ -312,6 +323,8 @@ def run_notebooks(profile: str, *, notebooks: Iterable[str | Path] | None = None
     log = logger.info if progress else logger.debug
     parameters = dict(PROFILE=profile, DATA_ROOT=data_root, RUN_ROOT=runs_root, SEED=seed, DEVICE=device)
     identity = dict(profile=profile, data_root=str(paths.data_root(data_root or None)), seed=seed, device=device)
+    if dry_run:  # a dry run's results are never current for a real run (and vice versa)
+        parameters["DRY_RUN"] = identity["dry_run"] = int(dry_run)
     package = _package_digest()
     records: list[dict[str, Any]] = []
     for index, notebook in enumerate(selected, 1):
@@ -501,7 +514,7 @@ class TutorialRun:
 def run_tutorial(profile: str, *, only: Iterable[str] | None = None, notebook_dir: str | os.PathLike | None = None,
                  force: bool = False, retrain: bool = False, data_root: str = "", runs_root: str = "", seed: int = 0,
                  device: str = "auto", timeout: int | None = None,
-                 readme: str | os.PathLike | None = None) -> TutorialRun:
+                 readme: str | os.PathLike | None = None, dry_run: int = 0) -> TutorialRun:
     """``reid-lab tutorial``: run the notebooks (:func:`run_notebooks`), write ``<runs>/<profile>/results.md``.
 
     With ``readme``, also replace the README's ``<!-- results:<profile>:start/end -->`` block with the table and
@@ -510,6 +523,12 @@ def run_tutorial(profile: str, *, only: Iterable[str] | None = None, notebook_di
     (``docs/full_profile.md``); the notebooks then load the finished checkpoints.
     """
     selected = select_notebooks(only, notebook_dir)
+    if dry_run:
+        from ..dryrun import activate
+
+        if readme is not None:
+            raise ValueError("a dry run's numbers are not results: drop --update-readme or --dry-run")
+        activate(int(dry_run), profile=profile)  # the one line, and the environment the notebook kernels inherit
     if readme is not None:
         if only is not None:
             raise ValueError("updating the README needs the whole tutorial: drop the notebook selection")
@@ -522,9 +541,10 @@ def run_tutorial(profile: str, *, only: Iterable[str] | None = None, notebook_di
                     "the notebooks load their finished checkpoints from %s",
                     paths.runs_root(runs_root or None) / "full")
     records = run_notebooks(profile, notebooks=selected, force=force, retrain=retrain, data_root=data_root,
-                            runs_root=runs_root, seed=seed, device=device, timeout=timeout)
+                            runs_root=runs_root, seed=seed, device=device, timeout=timeout, dry_run=dry_run)
     table = results_table(records)
     title = "tutorial results" if only is None else f"results of {', '.join(r['name'] for r in records)}"
+    title += f", DRY RUN {dry_run}: not results" if dry_run else ""
     results_path = paths.runs_root(runs_root or None) / profile / RESULTS_FILE
     results_path.write_text(f"# reid_lab {title} ({profile} profile)\n\n{provenance_line(records, profile)}\n\n"
                             f"{table}\n")

@@ -50,5 +50,8 @@ def load_profile_data(profile: str, data_root: str | os.PathLike | None = None, 
         market_root, msmt_root, pool_root = root / cfg.market_dir, root / cfg.msmt_dir, root / cfg.luperson_dir
     if (Path(pool_root) / "LUP").is_dir():
         pool_root = Path(pool_root) / "LUP"
-    return ProfileData(profile=profile, market=Market1501(market_root), msmt=MSMT17(msmt_root, version=msmt_version),
-                       pool_root=Path(pool_root), synthetic=cfg.synthetic)
+    from ..dryrun import subset_dataset  # a dry run: a few identities per split
+
+    return ProfileData(profile=profile, market=subset_dataset(Market1501(market_root)),
+                       msmt=subset_dataset(MSMT17(msmt_root, version=msmt_version)), pool_root=Path(pool_root),
+                       synthetic=cfg.synthetic)

@@ -31,8 +31,10 @@ FINETUNED = ("random", "dino", "random_ics", "dino_ics")
 
 def shipped_backbone(profile: str, arch: str) -> Path | None:
     """The checkpoint shipped for ``(profile, arch)``, or ``None`` when there is none."""
+    from ..dryrun import active
+
     path = ASSETS / f"dino_{arch}_{profile}.pth"  # read at call time so tests can point ASSETS elsewhere
-    return path if path.is_file() else None
+    return path if path.is_file() and not active() else None  # a dry run uses only dry-run checkpoints
 
 
 def provenance(profile: str, arch: str) -> dict[str, Any] | None:
@@ -75,8 +77,10 @@ def shipped_finetuned(profile: str, name: str) -> Path | None:
     """
     if name not in FINETUNED:
         raise ValueError(f"unknown fine-tuned model {name!r}; shipped names: {', '.join(FINETUNED)}")
+    from ..dryrun import active
+
     path = ASSETS / f"reid_{name}_{profile}.pth"
-    return path if path.is_file() else None
+    return path if path.is_file() and not active() else None  # a dry run uses only dry-run checkpoints
 
 
 def finetuned_model(profile: str, name: str, run_root: str | os.PathLike | None = None) -> Path | None:

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..cli import add_msmt_version
+from ..cli import add_dry_run, add_msmt_version
 from ..config import PROFILES, parse_overrides
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="mixed precision (auto: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per process (default: profile's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_dry_run(p)
 
 
 def add_usl_parsers(subparsers: argparse._SubParsersAction) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -82,6 +83,9 @@ def _config(stage: str, args: argparse.Namespace):
         if implied:
             logger.info("MSMT17 (full profile): using the MSMT scripts' %s", implied)
             overrides.update(implied)
+    from ..dryrun import activate
+
+    activate(args.dry_run, stage, args.profile, overrides)
     cfg = resolve(stage, args.profile, **overrides)
     if cfg.dataset not in DATASETS:
         raise SystemExit(f"error: dataset must be one of {DATASETS}, got {cfg.dataset!r}")

@@ -355,9 +355,10 @@ def adapt_bn(model: USLModel, samples: Sequence[Sample], cfg: USLConfig, device:
     from ..data import build_usl_transforms
 
     device = torch.device(device)
+    batch = max(1, cfg.batch_size // cfg.bn_chunks)
     loader = DataLoader(ImageDataset(list(samples), build_usl_transforms(cfg.height, cfg.width, train=False)),
-                        batch_size=max(1, cfg.batch_size // cfg.bn_chunks), num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+                        batch_size=batch, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        drop_last=batch > 1 and len(samples) % batch == 1)  # BatchNorm cannot train on 1 image
     was_training = model.training
     try:
         with torch.no_grad():
