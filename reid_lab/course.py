@@ -213,9 +213,9 @@ def course_report(study: dict[str, Any], knn: dict[str, dict[str, float]], *, di
             lines.append(f"| {name} − {reference} (paired) | "
                          + " | ".join(f"{m:+.1f} ± {d:.1f}" for m, d in zip(row["diff_mean"], row["diff_sd"])) + " |")
     if "DINO" in study["curves"] and "random" in study["curves"]:
-        diff = (np.asarray(study["curves"]["DINO"]) - np.asarray(study["curves"]["random"])) * 100
+        row = summarize(study, "random")["DINO"]
         lines.append("| DINO − random (paired) | " + " | ".join(
-            f"{m:+.1f} ± {d:.1f}" for m, d in zip(diff.mean(0), diff.std(0, ddof=1))) + " |")
+            f"{m:+.1f} ± {d:.1f}" for m, d in zip(row["diff_mean"], row["diff_sd"])) + " |")
     lines += ["", f"After {budgets[-1]} epochs, mean ± sd over seeds (%), and the frozen backbone's k-NN retrieval "
                   "(seed 0, before any fine-tuning):", "",
               "| init | mAP | Rank-1 | mINP | frozen k-NN mAP |", "|---|---|---|---|---|"]
@@ -261,7 +261,7 @@ def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str
         if not (run / "teacher_backbone.pth").is_file():
             logger.warning("course: no finished DINO run of %s in %s: not shipped", arch, run)
             continue
-        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        log = engine.JsonlLog(run / "log.jsonl").read()
         cfg = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["config"]
         record = {**common, "what": f"DINO teacher backbone of {arch}, course pre-training", "config": cfg,
                   "seed": cfg["seed"], "log": log, "minutes": minutes.get(arch),
@@ -271,7 +271,7 @@ def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str
         if name not in study["curves"]:
             continue
         run = Path(study["runs"][name][study["seeds"].index(0)])
-        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        log = engine.JsonlLog(run / "log.jsonl").read()
         record = {**common, "what": f"SynthMarket fine-tune from {name} (the study's seed-0 run)",
                   "config": study["config"] | {"arch": _arch(profile, INITS[name][0]), "seed": 0}, "seed": 0,
                   "init": name, "log": log}
@@ -309,9 +309,7 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
     if "ship" in stages:
         knn = _frozen_knn(profile, output, list(out["study"]["curves"]), device, data_root)
         ics_arch = _arch(profile, True)
-        log_path = output / f"dino_{ics_arch}" / "log.jsonl"
-        dino_log = ([json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-                    if log_path.is_file() else None)
+        dino_log = engine.JsonlLog(output / f"dino_{ics_arch}" / "log.jsonl").read()  # [] when there is none
         out["report"] = course_report(out["study"], knn, dino_log=dino_log, dino_minutes=minutes.get(ics_arch),
                                       pool_images=len(_pool(profile, data_root)[1]), command=command, device=device)
         out["shipped"] = ship_course(profile, output, out["study"], knn, command=command, device=device,

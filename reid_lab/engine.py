@@ -469,8 +469,9 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
     """
     from tqdm.auto import tqdm
 
-    quiet = os.environ.get("REID_LAB_QUIET", "") not in ("", "0")
-    return tqdm(iterable, desc=desc, total=total, disable=not enabled or quiet, leave=False, dynamic_ncols=True,
+    from .paths import quiet
+
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled or quiet(), leave=False, dynamic_ncols=True,
                 **kwargs)
 
 

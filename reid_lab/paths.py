@@ -10,6 +10,12 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+QUIET_ENV = "REID_LAB_QUIET"  # set by the notebooks' start(): no progress bars in cell outputs
+
+
+def quiet() -> bool:
+    """Whether progress bars are off: ``$REID_LAB_QUIET`` is set to anything but ``0``."""
+    return os.environ.get(QUIET_ENV, "") not in ("", "0")
 
 
 def repo_root() -> Path:

@@ -16,7 +16,8 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
+
+from ..engine import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,8 @@ def verify_images(
     bad: list[tuple[str, str]] = []
     n = 0
     total = len(samples) if hasattr(samples, "__len__") else None
-    bar = tqdm(samples, total=total, desc=f"checking images ({check})", unit="img", leave=False,
-               disable=not progress or total is None or total <= 5000
-               or os.environ.get("REID_LAB_QUIET", "") not in ("", "0"))  # notebooks: no bars in cell outputs
+    bar = progress_bar(samples, total=total, desc=f"checking images ({check})", unit="img",
+                       enabled=progress and total is not None and total > 5000)
     try:
         for item in bar:
             path = item.path if isinstance(item, Sample) else os.fspath(item)

@@ -30,7 +30,6 @@ loader. Distances: :func:`euclidean_distance` (the official squared form), :func
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.linalg.blas import sgemm
-from tqdm.auto import tqdm
+
+from ..engine import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +117,6 @@ class RankResult:
                 pass
         out[f"{prefix}mINP"] = float(self.mINP)
         return out
-
-
-def _quiet() -> bool:
-    """Progress bars off: ``REID_LAB_QUIET`` is set (notebooks set it, so cell outputs carry results, not bars)."""
-    return os.environ.get("REID_LAB_QUIET", "") not in ("", "0")
 
 
 def format_results(result: RankResult, title: str | None = None) -> str:
@@ -528,7 +523,7 @@ def extract_features(
     model.eval()
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            for batch in tqdm(loader, desc="extract features", leave=False, disable=not progress or _quiet()):
+            for batch in progress_bar(loader, desc="extract features", enabled=progress):
                 if not isinstance(batch, (tuple, list)) or len(batch) != 4:
                     raise ValueError("loader batches must be (images, pids, camids, index) tuples; got "
                                      f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")

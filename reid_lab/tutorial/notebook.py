@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .. import paths
+from ..paths import QUIET_ENV  # set by start(): no progress bars (engine.progress reads it)
 from ..config import PROFILES
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ class Session:
 
 
 LOG_FILE = "notebook.log"  # everything logged at INFO and above while a notebook runs, in its run directory
-QUIET_ENV = "REID_LAB_QUIET"  # set by start(): trainers draw no progress bars (engine.progress reads it)
 
 
 def start(name: str, profile: str, *, data_root: str = "", run_root: str = "", seed: int = 0,

@@ -346,6 +346,8 @@ def render_specs(dest: Path, specs: Sequence[ImageSpec], height: int, width: int
     """Render and write every spec under ``dest``; the output does not depend on ``workers``."""
     from tqdm.auto import tqdm
 
+    from ...paths import quiet
+
     for folder in sorted({str(Path(s.rel_path).parent) for s in specs}):
         (dest / folder).mkdir(parents=True, exist_ok=True)
     if workers is None:
@@ -356,8 +358,7 @@ def render_specs(dest: Path, specs: Sequence[ImageSpec], height: int, width: int
         workers = 1
     chunks = [(str(dest), list(specs[i:i + _CHUNK]), height, width, world_seed)
               for i in range(0, len(specs), _CHUNK)]
-    quiet = os.environ.get("REID_LAB_QUIET", "") not in ("", "0")  # notebooks: no bars in cell outputs
-    with tqdm(total=len(specs), desc=desc, unit="img", disable=not progress or quiet, leave=False) as bar:
+    with tqdm(total=len(specs), desc=desc, unit="img", disable=not progress or quiet(), leave=False) as bar:
         if workers == 1:
             for chunk in chunks:
                 bar.update(_render_chunk(chunk))
