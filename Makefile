@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.reid_lab-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= tiny
 
-.PHONY: setup data tutorial smoke test test-fast test-full lab bench course clean help
+.PHONY: setup data tutorial smoke test test-fast test-full lab bench course course-usl clean help
 
 help:
 	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
@@ -18,6 +18,7 @@ help:
 	@echo "make lab        open the notebooks in JupyterLab"
 	@echo "make bench      run the CPU benchmarks (prints markdown tables)"
 	@echo "make course     rebuild the course checkpoints of reid_lab/assets/ (longer DINO runs + 3-seed study; CPU hours)"
+	@echo "make course-usl rebuild the USL/UDA course record of reid_lab/assets/ (multi-seed USL and UDA runs; ~1 h)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,12 @@ bench: setup
 COURSE := runs/course/tiny
 course: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.course --profile tiny --output $(COURSE) --update-readme $(ARGS)
+
+# USL/UDA course record (reid_lab/assets/usl_course_tiny.json, issue 22): USL from DINO+ICS (3 seeds), its oracle and
+# good-start controls, random ICS, and UDA of the ICS model in both directions (3 seeds). About an hour of CPU per
+# 2 cores; resumable; parts in parallel: ARGS="--runs usl_dino_ics --seeds 1 --no-ship", then a final call ships.
+course-usl: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.usl.course --profile tiny --output $(COURSE)/usl --update-readme $(ARGS)
 
 clean:
 	rm -rf runs/smoke .pytest_cache

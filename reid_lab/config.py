@@ -144,6 +144,17 @@ class USLConfig:
     bn_chunks: int = 4  # ghost BN: 4-GPU DataParallel -> 64-image BN chunks (SPEC §5.1; MSMT scripts: 2 GPUs -> 2)
     eval_step: int = 10
     seed: int = 1
+    # Which forward the cluster memory's centroids come from, at every clustering (reid_lab.usl.train,
+    # docs/reference.md "Cluster memory coordinates"). "train" (ours, default): the training forward — train mode
+    # (batch-statistics BN in the ICS stem and the neck, drop path), the USL train transform, no gradient — i.e. the
+    # coordinates of the features the memory is trained against. "eval": the official code's eval-mode clustering
+    # features; through a fresh BN neck (running statistics 0 / 1) those share one direction (mean cosine 0.999)
+    # while the same image's training feature is nearly orthogonal to them, and the first epoch's loss starts at
+    # 11.6 with *true* labels (ln C = 5.0) and breaks a good start (issue 22: 41 -> 28 % mAP, oracle labels).
+    memory_features: str = "train"
+    # Where each epoch's labels come from: "dbscan" (the method) or "oracle" — the dataset's true training ids, a
+    # positive control that proves the loop (notebook 04, tests/test_usl_sanity.py); never a way to train for real.
+    pseudo_labels: str = "dbscan"
 
 
 @dataclass(frozen=True)
@@ -197,27 +208,34 @@ _PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         # pre-trained weights; a 4-block ViT that may start from scratch needs a larger step to learn in minutes.
         "supervised": dict(arch="vit_tiny", height=128, width=64, epochs=12, warmup_epochs=2, eval_period=3,
                            base_lr=0.008),
-        # USL/UDA tiny (measured on SynthMarket/SynthMSMT tiny, 1,818 train images; 1 CPU thread ~15-17 s CPU per
-        # epoch: pseudo labels ~4 s, 30 x 64 images at ~200 img/s ~10 s, evaluation ~4 s every 2nd epoch).
-        # batch 64 in one BN chunk = the official per-GPU BN group (256 over 4 GPUs). lr x10 (3.5e-3): ~240 steps
-        # instead of 10,000 (epoch-4 mAP 2.0 vs 1.3 % at 3.5e-4, DINO vit_tiny init, one seed).
-        # eps sweep, DBSCAN on the Jaccard distance of the training features (clusters / outlier % / purity / NMI):
-        #   DINO vit_tiny, SynthMarket: 0.40: 98/41/0.15/0.36  0.45: 70/26/0.11/0.34  0.50: 32/14/0.04/0.17
-        #                               0.60: 3/2/0.01/0.02 (one giant cluster)
-        #   random init,   SynthMarket: 0.40: 66/56/0.15/0.28  0.45: 68/45/0.13/0.31  0.50: 60/29/0.10/0.29
-        #                               0.60: 12/8/0.02/0.06
-        #   supervised SynthMarket (03, DINO+ICS) on SynthMSMT: 0.45: 86/62/0.32/0.35  0.50: 96/45/0.27/0.41
-        #                               0.55: 74/30/0.19/0.40  0.60: 23/14/0.06/0.16
-        # so eps 0.45 (USL) and 0.50 (UDA): the official 0.6 merges these weak features into a few giant clusters.
-        "usl": dict(arch="vit_tiny", height=128, width=64, epochs=8, iters=30, batch_size=64, lr=3.5e-3, step_size=6,
-                    eval_step=2, bn_chunks=1, eps=0.45),
-        # UDA keeps the paper's lr 3.5e-4: from a supervised source model 3.5e-3 collapsed SynthMSMT's clusters
-        # from 98 to 9 within one epoch (measured while building notebook 05)
-        # UDAConfig.adabn (our AdaBN start) stays off: SynthMarket->SynthMSMT (ICS stand-in source, 1 UDA epoch, seeds
-        # 1-2) it made the first pseudo labels coarser at eps 0.5 (38 clusters, purity 0.08 vs 85, 0.16) and UDA ended
-        # at the same 2.3 mAP either way, below direct transfer 4.4 and BN-only 5.4 (benchmarks/uda_effect.py).
-        "uda": dict(arch="vit_tiny", height=128, width=64, epochs=8, iters=30, batch_size=64, lr=3.5e-4, step_size=6,
-                    eval_step=2, bn_chunks=1, eps=0.5),
+        # USL/UDA tiny (issue 22). Every run here starts from a shipped course model (ICS tiny ViT, SynthMarket,
+        # 1,818 training images, 12 per person) and is measured by benchmarks/usl_recipe.py; the full table is
+        # reid_lab/assets/usl_ablation_tiny.json (notebook 04 section 5 prints it). On one CPU thread an ICS epoch of
+        # 60 x 64 images takes ~2.5-3 min (clustering ~20 s, the training-forward memory pass ~15 s, evaluation ~20 s).
+        # * memory_features "train" (the default in every profile, our fix): with the official eval-mode memory the
+        #   true-id loop breaks the supervised model (issue 22: 41 -> 28 % mAP); tests/test_usl_sanity.py.
+        # * k1 12 / k2 4 (official 30 / 6): 12 images per person. Jaccard + DBSCAN on the supervised model's features
+        #   (eps 0.45): k1 30 -> 90 clusters, purity 0.50; k1 12 -> 152 clusters, purity 0.79 (150 true ids).
+        #   eps 0.5 at k1 12: 148 clusters, 22 % outliers, purity 0.75 (eps 0.4: 0.84 purity, 33 % outliers; USL
+        #   from the supervised model ended at 35.2 vs 27.4 % mAP, same recipe otherwise, one seed).
+        # * memory_momentum 0.9 (official 0.2) and temperature 0.1 (official 0.05): with 75 %-pure clusters the
+        #   hardest sample of a cluster in a batch is usually a wrong member; at m = 0.2 it overwrites 80 % of the
+        #   centroid each step, and at tau = 0.05 the wrong members dominate the gradient. From the supervised
+        #   model (41.2 % mAP), mAP after epochs 1-3, one seed: official m/tau 32.7, 29.4, 27.4; m 0.9 37.6, 32.3,
+        #   33.0; m 0.9 + tau 0.1 40.0, 38.7, ... (the ablation file has the rest).
+        # * lr 3.5e-4 (the paper's): 3.5e-3, the earlier tiny value, drops the supervised model to 2 % with DBSCAN
+        #   and to 20 % even with true ids (issue 22). drop path 0.1 instead of 0.3: worse (31.4, 25.4 after 2).
+        # * 60 iterations per clustering x 3 epochs, no lr step: what a CPU affords for the multi-seed course runs
+        #   (reid_lab.usl.course); batch 64 in one BN chunk = the official per-GPU BN group (256 over 4 GPUs).
+        "usl": dict(arch="vit_tiny", height=128, width=64, epochs=3, iters=60, batch_size=64, lr=3.5e-4, step_size=20,
+                    eval_step=1, bn_chunks=1, k1=12, k2=4, eps=0.5, memory_momentum=0.9, temperature=0.1),
+        # UDA: the same recipe on the target. UDAConfig.adabn (our AdaBN start) stays off: SynthMarket->SynthMSMT
+        # (ICS stand-in source, 1 UDA epoch, seeds 1-2) it made the first pseudo labels coarser at eps 0.5 (38
+        # clusters, purity 0.08 vs 85, 0.16) and UDA ended at the same 2.3 mAP either way (benchmarks/uda_effect.py,
+        # measured before the memory fix). First SynthMSMT clustering from the supervised SynthMarket DINO+ICS model:
+        # k1 30 / eps 0.5: 97 clusters, 41 % outliers, purity 0.31; k1 12 / eps 0.5: 121 clusters, 59 %, 0.44.
+        "uda": dict(arch="vit_tiny", height=128, width=64, epochs=3, iters=60, batch_size=64, lr=3.5e-4, step_size=20,
+                    eval_step=1, bn_chunks=1, k1=12, k2=4, eps=0.5, memory_momentum=0.9, temperature=0.1),
         "viz": dict(num_queries=6, tsne_points=600),
     },
     "smoke": {

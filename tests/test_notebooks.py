@@ -67,6 +67,20 @@ def _check_usl_epochs(per_epoch, epochs):
         assert r["loss"] is None or math.isfinite(r["loss"])
 
 
+def _check_course(runs, names, uda=False):
+    assert set(names) <= set(runs), (names, list(runs))
+    for name in names:
+        e = runs[name]
+        assert e["seeds"] and all(str(s) in e["runs"] for s in e["seeds"]), name
+        assert _fraction(e["start_mAP"]["mean"]) and _fraction(e["end_mAP"]["mean"]), name
+        assert math.isclose(e["gain_mAP"]["mean"], e["end_mAP"]["mean"] - e["start_mAP"]["mean"], abs_tol=1e-9)
+        for seed in e["seeds"]:
+            run = e["runs"][str(seed)]
+            _check_usl_epochs(run["history"], run["config"]["epochs"])
+        if uda:
+            assert _fraction(e["bn_only_mAP"]["mean"]), name
+
+
 def check_04(m):
     assert m["toy"]["by_hand_matches_package"] is True and m["toy"]["reciprocal_pairs"] > 0
     jac = m["toy"]["jaccard"]
@@ -78,10 +92,12 @@ def check_04(m):
     outliers = [r["num_outliers"] for r in sweep]
     assert all(a >= b for a, b in zip(outliers, outliers[1:])), outliers
     assert all(r["purity"] is None or _fraction(r["purity"]) for r in sweep)
-    for stage in ("initial", "final"):
-        assert _fraction(m[stage]["mAP"]) and _fraction(m[stage]["rank1"]), stage
-    assert _fraction(m["final"]["mINP"])
-    _check_usl_epochs(m["per_epoch"], m["epochs"])
+    assert m["arch"].endswith("_ics") and m["course_source"] in ("shipped", "trained")
+    _check_course(m["course"], ["usl_dino_ics", "usl_oracle_dino_ics"])
+    # the oracle control is fed the true ids: every clustered image is in its own identity's cluster
+    oracle = m["course"]["usl_oracle_dino_ics"]
+    assert all(h["purity"] == 1.0 for r in oracle["runs"].values() for h in r["history"])
+    assert len(m["headline"]) == sum(name.startswith("usl") for name in m["course"])
 
 
 def check_05(m):
@@ -93,7 +109,9 @@ def check_05(m):
                                              "uda_rank1")), name
         assert all(e["purity"] is None or _fraction(e["purity"]) for e in r["per_epoch"]), name
         _check_usl_epochs(r["per_epoch"], r["uda_epochs"])
-    assert len(m["headline"]) == len(runs) and all("%" in k for k in m["headline"])
+    assert len(m["headline"]) == len(runs) + len(m["course"]) and all("%" in k for k in m["headline"])
+    assert m["course_source"] in ("shipped", "trained")
+    _check_course(m["course"], ["uda_market_to_msmt"], uda=True)
 
 
 # --- check_06 (visualization) goes here ---

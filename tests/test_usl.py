@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from reid_lab import engine
@@ -22,7 +23,7 @@ from reid_lab.data import RandomMultipleGallerySampler, ReIDDataset, Sample
 from reid_lab.models import build_backbone, load_pretrained
 from reid_lab.usl import (
     ClusterMemory, GhostBatchNorm, USLModel, build_usl_model, chunks_per_process, cluster_centroids,
-    pseudo_label_epoch, train_uda, train_usl,
+    frozen_running_stats, pseudo_label_epoch, train_uda, train_usl,
 )
 from reid_lab.usl.train import _GlobalBatches
 from test_supervised import _image  # the toy identity images (colours + stripes)
@@ -185,6 +186,59 @@ def test_pseudo_label_epoch_clusters_the_toy_identities(dataset):
     # min_samples above N leaves every image an outlier: no cluster, empty memory init, no crash
     none = pseudo_label_epoch(model, samples, _cfg(min_samples=1000), "cpu", features=labels.features)
     assert none.num_clusters == 0 and none.samples == [] and none.centroids.shape == (0, 192)
+
+
+def test_oracle_labels_renumber_the_true_ids_in_order_of_first_appearance(dataset):
+    from reid_lab.usl import oracle_labels
+
+    samples = [Sample(f"{i}.png", pid, 0) for i, pid in enumerate([7, 7, 3, 9, 3, 7])]
+    assert oracle_labels(samples).tolist() == [0, 0, 1, 2, 1, 0]
+    with pytest.raises(ValueError, match="needs training samples with true ids"):
+        oracle_labels([Sample("a.png", -1, 0), Sample("b.png", -1, 0)])
+    train = sorted(dataset.train)
+    oracle = pseudo_label_epoch(None, train, _cfg(pseudo_labels="oracle"), "cpu",
+                                features=torch.nn.functional.normalize(torch.randn(len(train), 8), dim=1))
+    assert oracle.num_clusters == IDS and oracle.stats.ari == pytest.approx(1.0) and len(oracle.samples) == len(train)
+
+
+class _Embed(nn.Module):
+    """A stand-in backbone + neck: per-image linear map then BatchNorm1d (batch statistics in train mode)."""
+
+    embed_dim = 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3 * 64 * 32, 6)
+        self.bn = nn.BatchNorm1d(6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.linear(x.flatten(1)))
+
+
+def test_training_forward_features_keep_the_order_and_leave_bn_buffers_untouched(dataset):
+    """Each row is its own image's training-forward feature whatever the batch order; running statistics stay."""
+    from reid_lab.data import build_usl_transforms
+    from reid_lab.usl import training_forward_features
+
+    torch.manual_seed(0)
+    model = _Embed()
+    samples = sorted(dataset.train)
+    transform = build_usl_transforms(64, 32, train=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a = training_forward_features(model, samples, transform, 80, "cpu", seed=0)
+    b = training_forward_features(model, samples, transform, 80, "cpu", seed=1)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(len(samples)))
+    # one batch holding every image: the same statistics for both orders, so the rows must agree exactly
+    whole = training_forward_features(model, samples, transform, len(samples), "cpu", seed=3)
+    images = torch.stack([transform(Image.open(s.path).convert("RGB")) for s in samples])
+    model.train()
+    with torch.no_grad(), frozen_running_stats(model):
+        direct = F.normalize(model(images), dim=1)
+    torch.testing.assert_close(whole, direct, atol=1e-5, rtol=1e-5)
+    # batches of 80 in two different orders: batch statistics differ, but each row stays close to its own image
+    assert float((a * b).sum(1).min()) > 0.5 and float((a * direct).sum(1).mean()) > 0.9
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -2,7 +2,8 @@
 
 * :func:`train_usl`, :func:`train_uda`, :class:`USLResult` — the training runs (:mod:`.train`);
 * :func:`extract_features_for_clustering`, :func:`pseudo_label_epoch`, :class:`PseudoLabels` — one epoch's
-  features → Jaccard + DBSCAN pseudo labels → centroids, usable on their own (eps sweeps, USERS P18);
+  features → Jaccard + DBSCAN pseudo labels → centroids, usable on their own (eps sweeps, USERS P18); :func:`training_forward_features` — the features the memory
+  is built from (issue 22); :func:`oracle_labels` — the true-id control;
 * :class:`ClusterMemory`, :func:`cluster_centroids` — the memory and its hard-sample update (:mod:`.memory`);
 * :class:`GhostBatchNorm` — multi-GPU ``DataParallel`` BN statistics on one device (:mod:`.ghost_bn`, USERS P1);
 * :class:`USLModel`, :func:`build_usl_model`, :func:`evaluate_usl`;
@@ -14,12 +15,13 @@ from .ghost_bn import GhostBatchNorm, chunks_per_process, frozen_running_stats
 from .memory import ClusterMemory, cluster_centroids, hardest_per_cluster
 from .train import (
     PseudoLabels, USLModel, USLResult, adapt_bn, bn_only_transfer, build_optimizer, build_usl_model, evaluate_usl, extract_features_for_clustering,
-    pseudo_label_epoch, train_uda, train_usl,
+    oracle_labels, pseudo_label_epoch, train_uda, train_usl, training_forward_features,
 )
 
 __all__ = [
     "ClusterMemory", "GhostBatchNorm", "PseudoLabels", "USLModel", "USLResult", "adapt_bn", "bn_only_transfer",
     "build_optimizer", "build_usl_model",
     "chunks_per_process", "cluster_centroids", "evaluate_usl", "extract_features_for_clustering",
-    "frozen_running_stats", "hardest_per_cluster", "pseudo_label_epoch", "train_uda", "train_usl",
+    "frozen_running_stats", "hardest_per_cluster", "oracle_labels", "pseudo_label_epoch", "train_uda", "train_usl",
+    "training_forward_features",
 ]

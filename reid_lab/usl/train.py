@@ -11,7 +11,7 @@ Each epoch (``examples/cluster_contrast_train_usl.py``, SPEC §5.2):
 2. k-reciprocal Jaccard distance (k1 30, k2 6) and ``DBSCAN(eps, min_samples=4)``
    (:func:`reid_lab.retrieval.clustering.dbscan_pseudo_labels`); outliers are dropped for this epoch;
 3. a :class:`~reid_lab.usl.memory.ClusterMemory` initialised with the normalised cluster means (τ 0.05, hard-sample
-   update with momentum 0.2, SPEC §5.3);
+   update with momentum 0.2, SPEC §5.3) — of the training-forward features by default (below);
 4. ``iters`` iterations over the pseudo-labelled images: :class:`~reid_lab.data.RandomMultipleGallerySampler`
    (K = 8 per pseudo-id, preferring other cameras), batches of 256 cut from successive passes of the sampler
    (``drop_last``; the official ``IterLoader`` restarts the loader when it runs out), cluster-contrast's train
@@ -48,6 +48,18 @@ Differences from the official code, on purpose:
 * Random erasing fills with the correctly normalised mean colour (SPEC §9.11; see
   :func:`reid_lab.data.build_usl_transforms`).
 * The k-NN of the Jaccard distance uses a faiss GPU index only when one is available (SPEC §9.4, USERS P9).
+* **The memory in the coordinates of the training forward** (``USLConfig.memory_features = "train"``, the default;
+  ``"eval"`` is the official behaviour). The official memory is initialised with the eval-mode clustering features.
+  Through the fresh BN neck (running statistics 0 and 1) those all share one direction (mean pairwise cosine 0.999
+  on SynthMarket from the supervised course model), while the features the loss is computed on come from the
+  training forward — batch-statistics BN in the neck and the ICS stem, drop path, augmentation — and point almost
+  orthogonally to them (cosine 0.025 for the same image). The first steps then train against centroids that
+  attract nothing (first-epoch loss 11.6 with *true* labels, ln C = 5.0) and break a good start (41 → 28 % mAP
+  with true labels, issue 22). We build the centroids, at every clustering, from :func:`training_forward_features`
+  of the clustered images (same labels; one extra forward pass without gradient, BN buffers untouched).
+  Clustering itself still uses the eval-mode features, as the official code does.
+* **Oracle labels** (``USLConfig.pseudo_labels = "oracle"``): the true training ids instead of DBSCAN — a positive
+  control that proves the loop (``tests/test_usl_sanity.py``, notebook 04), never a way to train.
 * **AdaBN start (UDA, opt-in).** ``UDAConfig.adabn=True`` re-estimates every BatchNorm's running statistics (ICS
   stem, fresh BN neck) on the target's training images before the first epoch (:func:`adapt_bn`); the official code
   does not. Without it, the first epoch's centroids come from eval-mode features normalised with the *source*
@@ -82,14 +94,14 @@ from ..data import ImageDataset, RandomMultipleGallerySampler, ReIDDataset, Samp
 from ..models import batchnorm_layers, build_backbone, load_pretrained, reestimate_bn
 from ..reid.model import ReIDModel, reid_checkpoint
 from ..runlock import locked_run
-from .ghost_bn import GhostBatchNorm, chunks_per_process
+from .ghost_bn import GhostBatchNorm, chunks_per_process, frozen_running_stats
 from .memory import ClusterMemory, cluster_centroids
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CHECKPOINT_NAME", "LOG_NAME", "MODEL_NAME", "PseudoLabels", "USLModel", "USLResult", "build_optimizer",
-           "adapt_bn", "bn_only_transfer", "build_usl_model", "evaluate_usl", "extract_features_for_clustering", "pseudo_label_epoch", "train_uda",
-           "train_usl"]
+           "adapt_bn", "bn_only_transfer", "build_usl_model", "evaluate_usl", "extract_features_for_clustering", "oracle_labels",
+           "pseudo_label_epoch", "train_uda", "train_usl", "training_forward_features"]
 
 CHECKPOINT_NAME = "checkpoint.pth"  # training state, every epoch
 MODEL_NAME = "model.pth"  # the final model (no optimizer), loadable by load_pretrained / load_reid_model
@@ -271,7 +283,9 @@ def pseudo_label_epoch(model: nn.Module, samples: Sequence[Sample], cfg: USLConf
     if cfg.k1 >= len(samples):
         raise ValueError(f"k1={cfg.k1} needs more than {cfg.k1} training images, got {len(samples)}: lower k1")
     info = engine.dist_info()
-    if info.is_main:
+    if getattr(cfg, "pseudo_labels", "dbscan") == "oracle":
+        labels = oracle_labels(samples)
+    elif info.is_main:
         labels = dbscan_pseudo_labels(features, eps, cfg.min_samples, cfg.k1, cfg.k2)
     else:
         labels = np.zeros(len(samples), dtype=np.int64)
@@ -286,6 +300,80 @@ def pseudo_label_epoch(model: nn.Module, samples: Sequence[Sample], cfg: USLConf
         centroids = torch.zeros(0, features.shape[1])
     kept = [Sample(s.path, int(lab), s.camid) for s, lab in zip(samples, labels) if lab >= 0]
     return PseudoLabels(labels=labels, features=features, centroids=centroids, samples=kept, stats=stats)
+
+
+def oracle_labels(samples: Sequence[Sample]) -> np.ndarray:
+    """The samples' true ids renumbered 0..C-1 in order of first appearance: the *oracle* pseudo labels.
+
+    A positive control (``USLConfig.pseudo_labels = "oracle"``): the loop fed perfect clusters must hold a good start
+    and improve a weak one as supervised training does, else the fault is in the loop, not in the clustering.
+    """
+    ids = _true_ids(samples)
+    if ids is None:
+        raise ValueError("pseudo_labels='oracle' needs training samples with true ids (pid >= 0, two or more ids)")
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse]
+
+
+def training_forward_features(net: nn.Module, samples: Sequence[Sample], transform: Callable, batch_size: int,
+                              device: str | torch.device, *, seed: int = 0, num_workers: int = 0,
+                              progress: bool = False) -> torch.Tensor:
+    """(N, D) features of ``samples`` (in their order) as the training step computes them — no gradient.
+
+    ``net`` is the training network (the :class:`~reid_lab.usl.ghost_bn.GhostBatchNorm` wrapper, or any module whose
+    train-mode forward is the training forward): train mode, so BatchNorm normalises with batch statistics (the ICS
+    stem and the BN neck) and drop path is active, and ``transform`` is the training augmentation. The images are cut
+    into batches of ``batch_size`` (per process) in a seeded random order, so a batch mixes identities as a P×K batch
+    does; a tail smaller than half a batch joins the previous batch. BatchNorm running statistics are left untouched
+    (:func:`~reid_lab.usl.ghost_bn.frozen_running_stats`), so this pass changes nothing in the model.
+
+    Why: the cluster memory must live in the coordinates of the features trained against it (issue 22,
+    ``USLConfig.memory_features``). Under a process group each rank embeds a contiguous shard of the shuffled order and
+    the shards are all-gathered, so every rank returns all N rows.
+    """
+    from ..data import ImageDataset
+
+    device = torch.device(device)
+    info = engine.dist_info()
+    module = engine.unwrap(net)
+    n = len(samples)
+    if n == 0:
+        raise ValueError("no samples to extract features from")
+    order = np.random.default_rng(seed).permutation(n)
+    shard = math.ceil(n / info.world_size)
+    local = order[info.rank * shard:(info.rank + 1) * shard]
+    bounds = list(range(0, len(local), batch_size)) + [len(local)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < max(2, batch_size // 2):
+        del bounds[-2]  # a short tail (BatchNorm cannot normalise one image) joins the previous batch
+    dataset = ImageDataset([samples[i] for i in local], transform)
+    loader = DataLoader(dataset, batch_sampler=[list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])],
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    was_training = module.training
+    dim = int(engine.unwrap(getattr(module, "module", module)).embed_dim)
+    feats = torch.zeros(len(local), dim)
+    module.train()
+    try:
+        with torch.no_grad(), frozen_running_stats(module):
+            row = 0
+            for images, *_ in engine.progress(loader, desc="training-forward features", enabled=progress):
+                out = F.normalize(module(images.to(device, non_blocking=True)).float(), dim=1).cpu()
+                feats[row:row + len(out)] = out
+                row += len(out)
+    finally:
+        module.train(was_training)
+    if info.distributed:
+        padded = torch.zeros(shard, dim, dtype=torch.float32, device=_comm_device(device))
+        padded[: len(feats)] = feats.to(padded.device)
+        parts = [torch.empty_like(padded) for _ in range(info.world_size)]
+        dist.all_gather(parts, padded)
+        gathered = torch.cat(parts)[:n].cpu()
+    else:
+        gathered = feats
+    result = torch.empty_like(gathered)
+    result[torch.as_tensor(order)] = gathered  # back to the samples' order
+    return result
 
 
 # ----------------------------------------------------------------------------------------------- data / optimiser
@@ -452,6 +540,11 @@ def _validate(cfg: USLConfig, dataset: ReIDDataset, world_size: int) -> int:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if not 0.0 < cfg.eps < 1.0:
         raise ValueError(f"eps must be in (0, 1) (a Jaccard distance), got {cfg.eps}")
+    if cfg.memory_features not in ("train", "eval"):
+        raise ValueError(f"memory_features must be 'train' (the training forward, ours) or 'eval' (the official "
+                         f"clustering features), got {cfg.memory_features!r}")
+    if cfg.pseudo_labels not in ("dbscan", "oracle"):
+        raise ValueError(f"pseudo_labels must be 'dbscan' or 'oracle' (true ids, a control), got {cfg.pseudo_labels!r}")
     return chunks_per_process(cfg.bn_chunks, world_size)
 
 
@@ -590,7 +683,13 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
                                len(labels.samples), stats.num_clusters, cfg.batch_size)
                 batches = None
         if batches is not None:
-            memory = ClusterMemory(labels.centroids, cfg.temperature, cfg.memory_momentum).to(dev)
+            centroids = labels.centroids
+            if cfg.memory_features == "train":  # the memory in the coordinates of the training forward (issue 22)
+                seed_tf = int(np.random.SeedSequence([cfg.seed, epoch, 1]).generate_state(1)[0])
+                feats_tf = training_forward_features(net, labels.samples, transform, cfg.batch_size // info.world_size,
+                                                     dev, seed=seed_tf, num_workers=num_workers)
+                centroids = cluster_centroids(feats_tf, np.array([s.pid for s in labels.samples]))
+            memory = ClusterMemory(centroids, cfg.temperature, cfg.memory_momentum).to(dev)
             loader = DataLoader(ImageDataset(labels.samples, transform), batch_sampler=batches,
                                 num_workers=num_workers, pin_memory=dev.type == "cuda")
             net.train()

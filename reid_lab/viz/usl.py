@@ -176,13 +176,14 @@ def plot_usl_history(histories: Sequence[Mapping[str, Any]] | Mapping[str, Seque
             points = [(0, initial[label]["mAP"])] + points
         if points:
             axes[2].plot(*zip(*[(e, 100 * m) for e, m in points]), marker="o", markersize=3, color=color)
-        for key, style in (("ari", "-"), ("nmi", "--")):
+        for key, style in (("ari", "-"), ("nmi", "--"), ("purity", ":")):
             vals = [np.nan if r.get(key) is None else r[key] for r in hist]
             axes[3].plot(epochs, vals, linestyle=style, color=color, marker=".")
     if num_ids is not None:
         axes[0].axhline(num_ids, color="black", linestyle=":", lw=1, label=f"true ids ({num_ids})")
     axes[3].plot([], [], "k-", label="ARI"), axes[3].plot([], [], "k--", label="NMI")
-    names = ("clusters", "outliers (% of images)", "test mAP (%) (epoch 0 = start)", "ARI / NMI (display only)")
+    axes[3].plot([], [], "k:", label="purity")
+    names = ("clusters", "outliers (% of images)", "test mAP (%) (epoch 0 = start)", "ARI / NMI / purity (display only)")
     for ax, name in zip(axes, names):
         ax.set_xlabel("epoch"), ax.set_ylabel(name), ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
