@@ -157,11 +157,13 @@ def _init_path(profile: str, init: str, run_root: str | os.PathLike | None = Non
 def run_course_runs(profile: str, output: Path, device: str, names: list[str] | None = None,
                     seeds: list[int] | None = None, data_root: str | os.PathLike | None = None,
                     run_root: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
-                    init_paths: dict[str, Any] | None = None) -> dict[str, dict[int, dict[str, Any]]]:
+                    init_paths: dict[str, Any] | None = None, only_finished: bool = False
+                    ) -> dict[str, dict[int, dict[str, Any]]]:
     """Train (or read back) every requested run and seed; returns ``{name: {seed: summary}}`` (:func:`_summary`).
 
     ``overrides``: config overrides for every run; ``init_paths``: ``{"dino_ics" | "supervised": path}`` replaces
-    where an initialisation is looked up (e.g. a notebook's own DINO run).
+    where an initialisation is looked up (e.g. a notebook's own DINO run); ``only_finished`` reads back the runs
+    that have finished (``summary.json``) and skips the others instead of training them.
     """
     from ..tutorial.profile import load_profile_data
     from .train import bn_only_transfer, train_uda, train_usl
@@ -183,6 +185,9 @@ def run_course_runs(profile: str, output: Path, device: str, names: list[str] | 
             began = time.perf_counter()
             summary_path = folder / "summary.json"
             done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+            if only_finished and not done:
+                logger.warning("course %s seed %d has not finished: left out", name, seed)
+                continue
             if run.source:
                 source = (init_paths or {}).get("supervised") if run.source == "market1501" else None
                 source = source or _source_model(profile, run.source, data, output, device, run_root)
@@ -374,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", nargs="+", default=None, choices=sorted(RUNS))
     p.add_argument("--seeds", nargs="+", type=int, default=None)
     p.add_argument("--no-ship", action="store_true", help="train only (parallel parts); a final call ships")
+    p.add_argument("--only-finished", action="store_true",
+                   help="assemble what has finished (summary.json) instead of training the missing runs")
     p.add_argument("--update-readme", action="store_true",
                    help="with shipping: write the course table between the README's usl-course markers")
     p.add_argument("--ship-ablation", nargs="+", type=Path, default=None, metavar="JSON",
@@ -386,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     output = args.output or paths.runs_root() / "course" / args.profile / "usl"
     device = str(engine.resolve_device(args.device))
-    results = run_course_runs(args.profile, output, device, args.runs, args.seeds)
+    results = run_course_runs(args.profile, output, device, args.runs, args.seeds, only_finished=args.only_finished)
     print(course_table({"runs": course_record(results)}))
     if not args.no_ship:
         command = "python -m reid_lab.usl.course " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

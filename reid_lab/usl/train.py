@@ -325,30 +325,35 @@ def training_forward_features(net: nn.Module, samples: Sequence[Sample], transfo
     ``net`` is the training network (the :class:`~reid_lab.usl.ghost_bn.GhostBatchNorm` wrapper, or any module whose
     train-mode forward is the training forward): train mode, so BatchNorm normalises with batch statistics (the ICS
     stem and the BN neck) and drop path is active, and ``transform`` is the training augmentation. The images are cut
-    into batches of ``batch_size`` (per process) in a seeded random order, so a batch mixes identities as a P×K batch
-    does; a tail smaller than half a batch joins the previous batch. BatchNorm running statistics are left untouched
-    (:func:`~reid_lab.usl.ghost_bn.frozen_running_stats`), so this pass changes nothing in the model.
+    into global batches of ``batch_size`` in a seeded random order, so a batch mixes identities as a P×K batch does;
+    a tail shorter than a batch joins the previous batch. Under a process group each rank embeds its slice of every
+    global batch (as in training, so the BN groups are the same as in one process) and the rows are all-gathered, so
+    every rank returns all N rows. BatchNorm running statistics are left untouched
+    (:func:`~reid_lab.usl.ghost_bn.frozen_running_stats`): this pass changes nothing in the model.
 
     Why: the cluster memory must live in the coordinates of the features trained against it (issue 22,
-    ``USLConfig.memory_features``). Under a process group each rank embeds a contiguous shard of the shuffled order and
-    the shards are all-gathered, so every rank returns all N rows.
+    ``USLConfig.memory_features``).
     """
     from ..data import ImageDataset
 
     device = torch.device(device)
     info = engine.dist_info()
-    module = engine.unwrap(net)
+    # past DDP / DataParallel only: engine.unwrap would also strip a GhostBatchNorm wrapper and its BN groups
+    parallel = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    module = net.module if isinstance(net, parallel) else net
     n = len(samples)
     if n == 0:
         raise ValueError("no samples to extract features from")
     order = np.random.default_rng(seed).permutation(n)
-    shard = math.ceil(n / info.world_size)
-    local = order[info.rank * shard:(info.rank + 1) * shard]
-    bounds = list(range(0, len(local), batch_size)) + [len(local)]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < max(2, batch_size // 2):
-        del bounds[-2]  # a short tail (BatchNorm cannot normalise one image) joins the previous batch
-    dataset = ImageDataset([samples[i] for i in local], transform)
-    loader = DataLoader(dataset, batch_sampler=[list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:])],
+    bounds = list(range(0, n, batch_size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < batch_size:
+        del bounds[-2]  # a short tail joins the previous batch: every BN group keeps at least batch / chunks images
+    slices = [np.array_split(order[a:b], info.world_size) for a, b in zip(bounds[:-1], bounds[1:])]
+    mine = [part[info.rank] for part in slices]
+    local = np.concatenate(mine)
+    starts = np.cumsum([0] + [len(m) for m in mine])
+    loader = DataLoader(ImageDataset([samples[i] for i in local], transform),
+                        batch_sampler=[list(range(a, b)) for a, b in zip(starts[:-1], starts[1:]) if b > a],
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = module.training
     dim = int(engine.unwrap(getattr(module, "module", module)).embed_dim)
@@ -358,22 +363,38 @@ def training_forward_features(net: nn.Module, samples: Sequence[Sample], transfo
         with torch.no_grad(), frozen_running_stats(module):
             row = 0
             for images, *_ in engine.progress(loader, desc="training-forward features", enabled=progress):
-                out = F.normalize(module(images.to(device, non_blocking=True)).float(), dim=1).cpu()
+                images = images.to(device, non_blocking=True)
+                if len(images) < 2 * getattr(module, "chunks", 1):  # a slice smaller than the BN groups: one group
+                    out = getattr(module, "module", module)(images) if len(images) > 1 else _eval_forward(module, images)
+                else:
+                    out = module(images)
+                out = F.normalize(out.float(), dim=1).cpu()
                 feats[row:row + len(out)] = out
                 row += len(out)
     finally:
         module.train(was_training)
-    if info.distributed:
-        padded = torch.zeros(shard, dim, dtype=torch.float32, device=_comm_device(device))
-        padded[: len(feats)] = feats.to(padded.device)
-        parts = [torch.empty_like(padded) for _ in range(info.world_size)]
-        dist.all_gather(parts, padded)
-        gathered = torch.cat(parts)[:n].cpu()
-    else:
-        gathered = feats
-    result = torch.empty_like(gathered)
-    result[torch.as_tensor(order)] = gathered  # back to the samples' order
+    result = torch.empty(n, dim)
+    if not info.distributed:
+        result[torch.as_tensor(local)] = feats
+        return result
+    counts = [sum(len(part[r]) for part in slices) for r in range(info.world_size)]
+    padded = torch.zeros(max(counts), dim, dtype=torch.float32, device=_comm_device(device))
+    padded[: len(feats)] = feats.to(padded.device)
+    parts = [torch.empty_like(padded) for _ in range(info.world_size)]
+    dist.all_gather(parts, padded)
+    for r, part in enumerate(parts):
+        rows = np.concatenate([p[r] for p in slices])
+        result[torch.as_tensor(rows)] = part[: counts[r]].cpu()
     return result
+
+
+def _eval_forward(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """One image cannot be batch-normalised: its feature with the running statistics (eval mode)."""
+    module.eval()
+    try:
+        return module(images)
+    finally:
+        module.train()
 
 
 # ----------------------------------------------------------------------------------------------- data / optimiser
@@ -686,8 +707,8 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
             centroids = labels.centroids
             if cfg.memory_features == "train":  # the memory in the coordinates of the training forward (issue 22)
                 seed_tf = int(np.random.SeedSequence([cfg.seed, epoch, 1]).generate_state(1)[0])
-                feats_tf = training_forward_features(net, labels.samples, transform, cfg.batch_size // info.world_size,
-                                                     dev, seed=seed_tf, num_workers=num_workers)
+                feats_tf = training_forward_features(net, labels.samples, transform, cfg.batch_size, dev, seed=seed_tf,
+                                                     num_workers=num_workers)
                 centroids = cluster_centroids(feats_tf, np.array([s.pid for s in labels.samples]))
             memory = ClusterMemory(centroids, cfg.temperature, cfg.memory_momentum).to(dev)
             loader = DataLoader(ImageDataset(labels.samples, transform), batch_sampler=batches,
