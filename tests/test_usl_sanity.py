@@ -74,7 +74,8 @@ def test_first_steps_loss_is_what_the_training_forward_memory_implies(world, tmp
     ln_c = math.log(TRAIN_IDS)
     assert ours.history[0]["num_clusters"] == official.history[0]["num_clusters"] == TRAIN_IDS
     assert ours.history[0]["loss"] < ln_c < official.history[0]["loss"] - 2, (ours.history, official.history)
-    assert ours.final["mAP"] == pytest.approx(ours.initial["mAP"], abs=2e-3)  # lr 0: the model did not move
+    # lr 0: no weight moved; only the BN neck's running statistics followed the training batches
+    assert ours.final["mAP"] == pytest.approx(ours.initial["mAP"], abs=0.01)
 
 
 def _run(world, tmp_path, name, init=GOOD_START, **overrides):
