@@ -16,9 +16,9 @@ and a final call assembles them):
    ``pretrain``) over the whole unlabelled pool;
 2. ``study`` — the tiny supervised recipe on all SynthMarket training ids from each initialisation of
    :data:`INITS`, every seed, mAP / Rank-1 / mINP at every evaluation (:func:`reid.study.finetune_curves`).
-   ``random+ICS+BN`` is the control that separates learned weights from BatchNorm statistics: the very random
-   weights ``random+ICS`` starts from with each seed, their BN statistics re-estimated on the pool
-   (:func:`models.reestimate_bn`);
+   ``DINO+ICS permuted`` is the control that separates learned structure from weight statistics (issue 17): the
+   course DINO backbone with every tensor's entries randomly permuted, one permutation per seed
+   (:func:`models.permute_entries_`) — same per-tensor statistics, no learned structure;
 3. ``ship`` — frozen k-NN of every initialisation, then the backbones and the seed-0 fine-tuned models into the
    assets with the provenance record.
 """
@@ -44,20 +44,22 @@ from .config import resolve, to_dict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INITS", "STUDY_NAME", "bn_control_backbone", "course_report", "pretrain_backbones", "run_course", "run_study",
+__all__ = ["INITS", "STUDY_NAME", "course_report", "permuted_backbone", "pretrain_backbones", "run_course", "run_study",
            "ship_course"]
 
-# name → (ICS stem?, source): source None = random weights, "dino" = the course DINO backbone, "bn" = the control
+# name → (ICS stem?, source): source None = random weights, "dino" = the course DINO backbone, "permuted" = the control
 INITS: dict[str, tuple[bool, str | None]] = {
     "random": (False, None),
     "DINO": (False, "dino"),
     "random+ICS": (True, None),
-    "random+ICS+BN": (True, "bn"),
+    "DINO+ICS permuted": (True, "permuted"),
     "DINO+ICS": (True, "dino"),
 }
+CONTROL = "DINO+ICS permuted"
 # the fine-tuned models shipped for the notebooks (their run-directory names, zoo.FINETUNED)
 SHIPPED_FINETUNED = {"random": "random", "DINO": "dino", "random+ICS": "random_ics", "DINO+ICS": "dino_ics"}
 STUDY_NAME = "course_study.json"
+PROBE_EVERY, PROBE_IDS = 50, 75  # the pre-training health probe: every 50 steps, the first 75 SynthMarket test ids
 SEEDS = (0, 1, 2)
 
 
@@ -77,43 +79,43 @@ def _pool(profile: str, data_root: str | os.PathLike | None):
 def pretrain_backbones(profile: str, output: Path, device: str, data_root: str | os.PathLike | None = None,
                        archs: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
     """Stage 1: DINO of the ICS and the plain backbone with the profile's recipe; returns ``{arch: PretrainResult}``."""
-    from .ssl import pretrain
+    from .ssl import KNNProbe, pretrain
 
-    _, pool = _pool(profile, data_root)
+    data, pool = _pool(profile, data_root)
     results = {}
     for ics in archs:
         arch = _arch(profile, ics)
         cfg = resolve("pretrain", profile, arch=arch, seed=0)
-        logger.info("course: DINO %s, %d epochs over %d images", arch, cfg.epochs, len(pool))
-        results[arch] = pretrain(cfg, pool, output / f"dino_{arch}", device=device, resume=True, progress=False)
+        probe = KNNProbe(data.market, cfg.global_size, num_ids=PROBE_IDS)
+        logger.info("course: DINO %s, %d epochs over %d images; frozen k-NN of the teacher every %d steps on %d "
+                    "SynthMarket test images", arch, cfg.epochs, len(pool), PROBE_EVERY, probe.num_images)
+        results[arch] = pretrain(cfg, pool, output / f"dino_{arch}", device=device, resume=True, progress=False,
+                                 probe=probe, probe_every=PROBE_EVERY)
     return results
 
 
-def bn_control_backbone(profile: str, seed: int, output: Path, device: str,
-                        data_root: str | os.PathLike | None = None, batches: int = 16) -> Path:
-    """The ``random+ICS+BN`` initialisation of ``seed``: the random ICS weights a fine-tune with this seed starts
-    from (same seeding and construction as :func:`reid.train`), BN statistics re-estimated on ``batches`` batches of
-    64 pool images (no gradient, the supervised test transform)."""
-    from torch.utils.data import DataLoader
+def permuted_backbone(profile: str, seed: int, output: Path) -> Path:
+    """The ``DINO+ICS permuted`` initialisation of ``seed``: the course DINO+ICS backbone with every tensor's entries
+    randomly permuted with ``seed`` (:func:`models.permute_entries_`); written once to ``output/controls``."""
+    from .models import build_backbone, load_pretrained, make_checkpoint, permute_entries_
 
-    from .data import ImageDataset, build_reid_transforms
-    from .data.base import Sample
-    from .models import build_backbone, make_checkpoint, reestimate_bn
-
-    path = output / "controls" / f"random_ics_bn_seed{seed}.pth"
+    path = output / "controls" / f"dino_ics_permuted_seed{seed}.pth"
     if path.is_file():
         return path
-    cfg = resolve("supervised", profile, arch=_arch(profile, True), seed=seed)
-    engine.seed_everything(cfg.seed)
-    backbone = build_backbone(cfg.arch, img_size=(cfg.height, cfg.width), drop_path_rate=cfg.drop_path_rate)
-    _, pool = _pool(profile, data_root)
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[: 64 * batches].tolist()
-    samples = [Sample(path=str(pool.samples[i]), pid=0, camid=0) for i in order]
-    loader = DataLoader(ImageDataset(samples, build_reid_transforms(cfg.height, cfg.width, train=False)),
-                        batch_size=64)
-    reestimate_bn(backbone.to(device), loader, device)
-    engine.save_checkpoint(make_checkpoint(backbone.cpu(), source="random_bn_reestimated", seed=seed,
-                                           pool_images=len(samples)), path)
+    source = _dino_backbone(profile, output, ics=True)
+    ckpt = engine.load_checkpoint(source, map_location="cpu")
+    backbone = build_backbone(_arch(profile, True), img_size=tuple(ckpt["img_size"]))
+    load_pretrained(backbone, source)
+    permute_entries_(backbone, seed)
+    engine.save_checkpoint(make_checkpoint(backbone, source="dino_permuted", seed=seed, permuted_from=str(source)),
+                           path)
+    return path
+
+
+def _dino_backbone(profile: str, output: Path, ics: bool) -> Path:
+    path = output / f"dino_{_arch(profile, ics)}" / "teacher_backbone.pth"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the pretrain stage first")
     return path
 
 
@@ -125,12 +127,9 @@ def _init_sources(profile: str, output: Path, names: list[str], seeds: list[int]
         if source is None:
             sources[name] = None
         elif source == "dino":
-            path = output / f"dino_{_arch(profile, ics)}" / "teacher_backbone.pth"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist: run the pretrain stage first")
-            sources[name] = path
+            sources[name] = _dino_backbone(profile, output, ics)
         else:
-            sources[name] = {s: bn_control_backbone(profile, s, output, device, data_root) for s in seeds}
+            sources[name] = {s: permuted_backbone(profile, s, output) for s in seeds}
     return sources
 
 
@@ -152,23 +151,37 @@ def run_study(profile: str, output: Path, device: str, names: list[str] | None =
 
 
 def _frozen_knn(profile: str, output: Path, names: list[str], device: str,
-                data_root: str | os.PathLike | None) -> dict[str, dict[str, float]]:
-    from .tutorial.profile import load_profile_data
+                data_root: str | os.PathLike | None, random_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+                ) -> dict[str, dict[str, Any]]:
+    """Frozen k-NN retrieval on the whole SynthMarket test split of every initialisation (seed 0 for the
+    pre-trained ones, ``random_seeds`` for random weights, whose spread is the yardstick), at the fine-tuning size
+    (the DINO position table resized, as a fine-tune loads it) and at the pre-training global-crop size."""
     from .models import build_backbone, load_pretrained
     from .ssl import evaluate_retrieval
+    from .tutorial.profile import load_profile_data
 
     data = load_profile_data(profile, data_root)
-    sup = resolve("supervised", profile)
+    sup, pre = resolve("supervised", profile), resolve("pretrain", profile)
+    sizes = {"": (sup.height, sup.width), "_pretrain_size": tuple(pre.global_size)}
     sources = _init_sources(profile, output, names, [0], device, data_root)
-    knn = {}
+    knn: dict[str, dict[str, Any]] = {}
     for name in names:
-        engine.seed_everything(0)
-        backbone = build_backbone(_arch(profile, INITS[name][0]), img_size=(sup.height, sup.width))
         source = sources[name]
-        if source is not None:
-            load_pretrained(backbone, source[0] if isinstance(source, dict) else source)
-        r = evaluate_retrieval(backbone, data.market, (sup.height, sup.width), device)
-        knn[name] = {"mAP": r.mAP, "rank1": float(r.cmc[0])}
+        source = source[0] if isinstance(source, dict) else source
+        entry: dict[str, Any] = {}
+        for suffix, size in sizes.items():
+            values = []
+            for seed in (random_seeds if source is None else (0,)):
+                engine.seed_everything(seed)
+                backbone = build_backbone(_arch(profile, INITS[name][0]), img_size=size)
+                if source is not None:
+                    load_pretrained(backbone, source)
+                r = evaluate_retrieval(backbone, data.market, size, device)
+                values.append((r.mAP, float(r.cmc[0])))
+            entry[f"mAP{suffix}"], entry[f"rank1{suffix}"] = values[0]
+            entry[f"mAP{suffix}_seeds"] = [v[0] for v in values]
+            entry[f"size{suffix}"] = list(size)
+        knn[name] = entry
     return knn
 
 
@@ -207,7 +220,7 @@ def course_report(study: dict[str, Any], knn: dict[str, dict[str, float]], *, di
     lines += ["", "| init | " + " | ".join(f"epoch {b}" for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
     for name, row in summary.items():
         lines.append(f"| {name} | " + " | ".join(f"{m:.1f} ± {d:.1f}" for m, d in zip(row["mean"], row["sd"])) + " |")
-    for name in ("DINO+ICS", "random+ICS+BN"):
+    for name in ("DINO+ICS", CONTROL):
         if name in summary and "diff_mean" in summary[name]:
             row = summary[name]
             lines.append(f"| {name} − {reference} (paired) | "
@@ -217,13 +230,21 @@ def course_report(study: dict[str, Any], knn: dict[str, dict[str, float]], *, di
         lines.append("| DINO − random (paired) | " + " | ".join(
             f"{m:+.1f} ± {d:.1f}" for m, d in zip(row["diff_mean"], row["diff_sd"])) + " |")
     lines += ["", f"After {budgets[-1]} epochs, mean ± sd over seeds (%), and the frozen backbone's k-NN retrieval "
-                  "(seed 0, before any fine-tuning):", "",
-              "| init | mAP | Rank-1 | mINP | frozen k-NN mAP |", "|---|---|---|---|---|"]
+                  "on the whole SynthMarket test split before any fine-tuning (random weights: mean ± sd over "
+                  "their seeds; pre-trained: seed 0), at the fine-tuning size and at the pre-training crop size:", "",
+              "| init | mAP | Rank-1 | mINP | frozen k-NN mAP | at the pre-training size |", "|---|---|---|---|---|---|"]
+
+    def knn_cell(name: str, key: str) -> str:
+        values = knn.get(name, {}).get(f"{key}_seeds")
+        if not values:
+            return ""
+        m, d = _mean_sd(values)
+        return f"{m:.1f} ± {d:.1f}" if len(values) > 1 else f"{m:.1f}"
+
     for name in study["curves"]:
         cells = [_mean_sd([per_seed[-1] for per_seed in study[key][name]]) for key in ("curves", "rank1", "mINP")]
-        k = knn.get(name, {}).get("mAP")
         lines.append(f"| {name} | " + " | ".join(f"{m:.1f} ± {d:.1f}" for m, d in cells)
-                     + f" | {'' if k is None else f'{100 * k:.1f}'} |")
+                     + f" | {knn_cell(name, 'mAP')} | {knn_cell(name, 'mAP_pretrain_size')} |")
     verdicts = []
     ref_sd = summary.get(reference, {}).get("sd", [0.0])[-1]
     if "DINO+ICS" in summary and reference in summary:
@@ -233,22 +254,62 @@ def course_report(study: dict[str, Any], knn: dict[str, dict[str, float]], *, di
         verdicts.append(f"DINO+ICS − {reference} after {budgets[-1]} epochs: {gain:+.1f} ± {sd:.1f} mAP, ahead in "
                         f"{wins} of {len(seeds)} seeds; {'beyond' if beyond else 'NOT beyond'} the seed spread "
                         f"(paired mean − 2 sd {gain - 2 * sd:+.1f}; {reference}'s own sd {ref_sd:.1f}).")
-        if "random+ICS+BN" in summary:
-            bn = summary["random+ICS+BN"]["diff_mean"][-1]
-            share = bn / gain if gain > 0 else float("nan")
-            verdicts.append(f"BatchNorm statistics re-estimated on the pool alone (no gradient): "
-                            f"{bn:+.1f} ± {summary['random+ICS+BN']['diff_sd'][-1]:.1f} mAP"
-                            + (f", {100 * share:.0f} % of the DINO gain; the rest is learned filters."
-                               if np.isfinite(share) else "."))
+        if CONTROL in summary:
+            perm = summary[CONTROL]["diff_mean"][-1]
+            structure = summarize(study, CONTROL)["DINO+ICS"]
+            share = perm / gain if gain > 0 else float("nan")
+            verdicts.append(f"The permuted control (the DINO backbone's own entries in random order: same per-tensor "
+                            f"statistics, no learned structure) − {reference}: {perm:+.1f} ± "
+                            f"{summary[CONTROL]['diff_sd'][-1]:.1f} mAP"
+                            + (f", {100 * share:.0f} % of the DINO gain" if np.isfinite(share) else "")
+                            + f"; DINO+ICS − permuted: {structure['diff_mean'][-1]:+.1f} ± "
+                              f"{structure['diff_sd'][-1]:.1f} (ahead in {structure['wins']} of {len(seeds)} seeds), "
+                              "what the learned structure adds beyond the statistics.")
+    verdicts += [knn_verdict(knn, key) for key in ("mAP", "mAP_pretrain_size")
+                 if "DINO+ICS" in knn and knn.get(reference, {}).get(f"{key}_seeds")]
     if verdicts:
         lines += ["", " ".join(verdicts)]
     return "\n".join(lines)
 
 
+def knn_verdict(knn: dict[str, dict[str, Any]], key: str = "mAP", reference: str = "random+ICS") -> str:
+    """Is the DINO+ICS backbone's frozen k-NN above random ICS weights beyond their seed spread (mean + 2 sd)?"""
+    mean, sd = _mean_sd(knn[reference][f"{key}_seeds"])
+    dino = 100 * knn["DINO+ICS"][key]
+    size = "x".join(map(str, knn["DINO+ICS"].get("size" + key.removeprefix("mAP"), [])))
+    above = dino > mean + 2 * sd
+    return (f"Frozen k-NN at {size}: DINO+ICS {dino:.1f} mAP against random ICS weights {mean:.1f} ± {sd:.1f} "
+            f"({len(knn[reference][f'{key}_seeds'])} seeds): {'above' if above else 'NOT above'} their mean + 2 sd "
+            f"({mean + 2 * sd:.1f}).")
+
+
+def _iters_per_epoch(run: Path) -> int:
+    return int(torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["iters_per_epoch"])
+
+
+def probe_random_weights(profile: str, arch: str, data_root: str | os.PathLike | None = None,
+                         seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> list[float]:
+    """The health probe's frozen k-NN mAP (%) of random ``arch`` weights, one value per seed: the yardstick of the
+    course run's k-NN curve (same subset, same size, same evaluation)."""
+    from .models import build_backbone
+    from .ssl import KNNProbe
+    from .tutorial.profile import load_profile_data
+
+    cfg = resolve("pretrain", profile, arch=arch)
+    probe = KNNProbe(load_profile_data(profile, data_root).market, cfg.global_size, num_ids=PROBE_IDS)
+    values = []
+    for seed in seeds:
+        engine.seed_everything(seed)
+        values.append(100 * probe(build_backbone(arch, img_size=cfg.global_size), "cpu")["mAP"])
+    return values
+
+
 def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str, Any], *, command: str,
-                device: str, minutes: dict[str, float], report: str | None = None) -> list[Path]:
+                device: str, minutes: dict[str, float], report: str | None = None,
+                data_root: str | os.PathLike | None = None) -> list[Path]:
     """Stage 3: backbones and seed-0 fine-tuned models into the assets, each with its provenance record."""
     from .reid.study import format_summary, summarize
+    from .ssl.monitor import knn_curve
 
     shipped = []
     common = {"command": command, "device": device, "torch": torch.__version__, "machine": platform.machine(),
@@ -265,7 +326,9 @@ def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str
         cfg = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["config"]
         record = {**common, "what": f"DINO teacher backbone of {arch}, course pre-training", "config": cfg,
                   "seed": cfg["seed"], "log": log, "minutes": minutes.get(arch),
-                  "images_seen": sum(int(r["images_per_s"] * r["seconds"] + 0.5) for r in log)}
+                  "images_seen": len(log) * cfg["batch_size"] * _iters_per_epoch(run),
+                  "knn_curve": knn_curve(engine.JsonlLog(run / "steps.jsonl").read(), log),
+                  "knn_probe_random": probe_random_weights(profile, arch, data_root)}
         shipped.append(zoo.ship_backbone(run / "teacher_backbone.pth", profile, arch, record))
     for name, folder in SHIPPED_FINETUNED.items():
         if name not in study["curves"]:
@@ -313,7 +376,7 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
         out["report"] = course_report(out["study"], knn, dino_log=dino_log, dino_minutes=minutes.get(ics_arch),
                                       pool_images=len(_pool(profile, data_root)[1]), command=command, device=device)
         out["shipped"] = ship_course(profile, output, out["study"], knn, command=command, device=device,
-                                     minutes=minutes, report=out["report"])
+                                     minutes=minutes, report=out["report"], data_root=data_root)
         (output / "course_report.md").write_text(out["report"] + "\n")
         if readme is not None:
             from .tutorial.notebook import update_readme

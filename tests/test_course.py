@@ -10,28 +10,33 @@ from reid_lab.tutorial.notebook import readme_markers, update_readme
 def _study() -> dict:
     # two seeds, budgets 3 and 6 epochs; mAP / Rank-1 / mINP as fractions
     curves = {"random+ICS": [[0.10, 0.30], [0.12, 0.28]],
-              "random+ICS+BN": [[0.10, 0.31], [0.12, 0.28]],
+              "DINO+ICS permuted": [[0.10, 0.31], [0.12, 0.28]],
               "DINO+ICS": [[0.14, 0.36], [0.15, 0.35]]}
     return {"budgets": [3, 6], "seeds": [0, 1], "curves": curves,
             "rank1": {k: [[2 * x for x in s] for s in v] for k, v in curves.items()},
             "mINP": {k: [[x / 2 for x in s] for s in v] for k, v in curves.items()}}
 
 
-def test_course_report_prints_the_paired_differences_and_the_bn_share():
+def test_course_report_prints_the_paired_differences_and_the_permuted_share():
     log = [{"loss": 6.1, "ln_out_dim": 6.931, "teacher_entropy": 4.2}, {"loss": 5.6, "ln_out_dim": 6.931,
                                                                        "teacher_entropy": 3.9}]
-    text = course_report(_study(), {"DINO+ICS": {"mAP": 0.071}}, dino_log=log, dino_minutes=12.0, pool_images=6000,
+    knn = {"DINO+ICS": {"mAP": 0.071, "mAP_seeds": [0.071], "size": [128, 64]},
+           "random+ICS": {"mAP": 0.05, "mAP_seeds": [0.05, 0.06, 0.07], "size": [128, 64]}}
+    text = course_report(_study(), knn, dino_log=log, dino_minutes=12.0, pool_images=6000,
                          command="make course", device="cpu")
     assert "2 epochs over the 6,000-image SynthLUP pool, 12 min; last epoch loss 5.600 (ln K 6.931)" in text
     # mean ± sd (ddof 1) per budget: random+ICS 11.0 ± 1.4 and 29.0 ± 1.4
     assert "| random+ICS | 11.0 ± 1.4 | 29.0 ± 1.4 |" in text
     # paired DINO+ICS − random+ICS: seeds (+4, +6) and (+3, +7) → +3.5 ± 0.7, +6.5 ± 0.7
     assert "| DINO+ICS − random+ICS (paired) | +3.5 ± 0.7 | +6.5 ± 0.7 |" in text
-    # final budget: mAP 35.5 ± 0.7, Rank-1 71.0 ± 1.4, mINP 17.8 ± 0.4, frozen k-NN 7.1
-    assert "| DINO+ICS | 35.5 ± 0.7 | 71.0 ± 1.4 | 17.8 ± 0.4 | 7.1 |" in text
+    # final budget: mAP 35.5 ± 0.7, Rank-1 71.0 ± 1.4, mINP 17.8 ± 0.4, frozen k-NN 7.1 (one seed), random 6.0 ± 1.0
+    assert "| DINO+ICS | 35.5 ± 0.7 | 71.0 ± 1.4 | 17.8 ± 0.4 | 7.1 |  |" in text
+    assert "| random+ICS | 29.0 ± 1.4 | 58.0 ± 2.8 | 14.5 ± 0.7 | 6.0 ± 1.0 |  |" in text
     assert "ahead in 2 of 2 seeds; beyond the seed spread" in text
-    # BN control: (+1, 0) → +0.5 ± 0.7, 0.5 / 6.5 = 8 % of the gain
-    assert "+0.5 ± 0.7 mAP, 8 % of the DINO gain" in text
+    # permuted control: (+1, 0) → +0.5 ± 0.7, 0.5 / 6.5 = 8 % of the gain; DINO − permuted: (+5, +7) → +6.0 ± 1.4
+    assert "+0.5 ± 0.7 mAP, 8 % of the DINO gain; DINO+ICS − permuted: +6.0 ± 1.4 (ahead in 2 of 2 seeds)" in text
+    # k-NN: 7.1 against 6.0 ± 1.0 → not above mean + 2 sd = 8.0
+    assert "Frozen k-NN at 128x64: DINO+ICS 7.1 mAP against random ICS weights 6.0 ± 1.0 (3 seeds): NOT above" in text
 
 
 def test_course_report_says_when_the_gain_is_within_the_spread():
@@ -52,6 +57,6 @@ def test_course_report_goes_into_its_own_readme_block(tmp_path):
 
 
 def test_course_cli_rejects_an_unknown_initialisation(tmp_path):
-    assert "DINO+ICS" in INITS and "random+ICS+BN" in INITS
+    assert "DINO+ICS" in INITS and "DINO+ICS permuted" in INITS
     with pytest.raises(ValueError, match="unknown initialisation"):
         main(["--profile", "smoke", "--output", str(tmp_path), "--stage", "study", "--inits", "DINO+BN"])

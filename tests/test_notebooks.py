@@ -31,6 +31,9 @@ def check_02(m):
         p = m["pretrain"][name]
         assert p["epochs"] >= 1 and math.isfinite(p["final_loss"])
         assert p["final_teacher_entropy"] <= p["ln_out_dim"] + 1e-6
+        steps = [step for step, _ in p["knn_curve"]]  # the health probe: before step 0, ..., after the last step
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 2
+        assert all(0.0 <= value <= 100.0 for _, value in p["knn_curve"])
     for key, r in m["retrieval"].items():
         assert _fraction(r["mAP"]) and _fraction(r["rank1"]), key
 

@@ -5,12 +5,14 @@
 * :func:`load_pretrained` — every published checkpoint format (:mod:`.weights`);
 * :func:`last_selfattention`, :func:`attention_rollout` — attention maps (:mod:`.attention`);
 * :func:`reestimate_bn` — BatchNorm statistics re-estimated on unlabelled images (:mod:`.batchnorm`);
+* :func:`permute_entries_` — pre-trained weights with their structure destroyed, statistics kept (:mod:`.controls`);
 * :func:`export_onnx` — ONNX export with a parity check (:mod:`.export`).
 """
 from __future__ import annotations
 
 from .attention import attention_entropy_by_block, attention_rollout, cls_attention_map, last_selfattention
 from .batchnorm import batchnorm_layers, reestimate_bn
+from .controls import permute_entries_
 from .export import export_onnx
 from .heads import BNNeckHead, DINOHead, WeightNormLinear
 from .vit import ARCHS, ReIDViT, build_backbone, list_backbones
@@ -45,6 +47,7 @@ __all__ = [
     "list_backbones",
     "load_pretrained",
     "make_checkpoint",
+    "permute_entries_",
     "read_checkpoint",
     "reestimate_bn",
     "resize_pos_embed",

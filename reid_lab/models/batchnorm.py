@@ -1,10 +1,9 @@
-"""BatchNorm statistics re-estimated on unlabelled images, without any gradient (AdaBN; issue #11 control).
+"""BatchNorm statistics re-estimated on unlabelled images, without any gradient (AdaBN).
 
 The ICS stem (SPEC §2.2) holds BatchNorm layers (IBN's ``BN`` halves and ``conv.7``). A DINO run changes two
 things in them: the learned affine parameters and filters, and the *running statistics* the teacher collected on
-person images. :func:`reestimate_bn` gives a randomly initialised backbone the second part alone — the
-statistics of the same unlabelled pool, measured by forward passes in train mode under ``torch.no_grad()`` — so
-"random + re-estimated BN" separates what pre-training *learned* from what it merely *measured*.
+person images. :func:`reestimate_bn` gives a model the second part alone — the statistics of a set of images,
+measured by forward passes in train mode under ``torch.no_grad()``.
 
 What re-estimation can and cannot change:
 
@@ -13,9 +12,11 @@ What re-estimation can and cannot change:
   statistics remove them;
 * **fine-tuning** runs in train mode, where BN normalises with each batch's own statistics and overwrites the
   running ones with momentum 0.1 (gone after ~50 steps), so re-estimation cannot change a fine-tuning curve beyond
-  the first evaluations. Notebook 02 measures both.
+  the first evaluations. That is why issue 11's "random + re-estimated BN" pre-training control equalled random
+  weights by construction; the course study now uses :func:`reid_lab.models.permute_entries_` instead.
 
-Also the "BN-only adaptation" of UDA (notebook 05): the source model's statistics re-estimated on the target.
+Its use here: the "BN-only adaptation" of UDA (notebook 05): the source model's statistics re-estimated on the
+target, and the USL loop's BatchNorm refresh.
 """
 from __future__ import annotations
 

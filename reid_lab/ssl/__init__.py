@@ -4,23 +4,24 @@
 * :class:`PersonMultiCrop`, :class:`MultiCropWrapper` — multi-crop augmentation and the per-resolution
   backbone wrapper (:mod:`.multicrop`);
 * :func:`pretrain`, :class:`DINOTrainer` — the training loop, torchrun DDP, checkpoints, resume (:mod:`.train`);
-* :class:`CollapseMonitor`, :class:`CollapseError` — entropy / similarity monitoring (:mod:`.monitor`).
+* :class:`CollapseMonitor`, :class:`CollapseError`, :class:`KNNProbe` — entropy / similarity monitoring and a frozen
+  k-NN health probe (:mod:`.monitor`).
 
 Their figures (:func:`plot_crops`, :func:`plot_training_curves`) are in :mod:`reid_lab.viz.dino`.
 """
 from __future__ import annotations
 
 from .loss import DINOLoss, teacher_temperature_schedule
-from .monitor import CollapseError, CollapseMonitor, StepStats, entropy, mean_pairwise_cosine
+from .monitor import CollapseError, CollapseMonitor, KNNProbe, StepStats, entropy, knn_curve, mean_pairwise_cosine
 from .multicrop import IMAGENET_MEAN, IMAGENET_STD, MultiCropWrapper, PersonMultiCrop
 from .train import (DINOTrainer, PretrainResult, build_dino_model, build_multicrop, evaluate_retrieval, pool_paths,
                     pretrain)
 
 __all__ = [
-    "CollapseError", "CollapseMonitor", "DINOLoss", "DINOTrainer", "IMAGENET_MEAN", "IMAGENET_STD", "MultiCropWrapper",
-    "PersonMultiCrop", "PretrainResult", "StepStats", "build_dino_model", "build_multicrop", "entropy",
-    "evaluate_retrieval", "mean_pairwise_cosine", "plot_crops", "plot_training_curves", "pool_paths", "pretrain",
-    "teacher_temperature_schedule",
+    "CollapseError", "CollapseMonitor", "DINOLoss", "DINOTrainer", "IMAGENET_MEAN", "IMAGENET_STD", "KNNProbe",
+    "MultiCropWrapper", "PersonMultiCrop", "PretrainResult", "StepStats", "build_dino_model", "build_multicrop",
+    "entropy", "evaluate_retrieval", "knn_curve", "mean_pairwise_cosine", "plot_crops", "plot_training_curves",
+    "pool_paths", "pretrain", "teacher_temperature_schedule",
 ]
 
 

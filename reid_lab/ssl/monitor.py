@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +123,25 @@ class CollapseMonitor:
                     "every image gets the same target")
         return None
 
+    def drifting(self, entropy_fraction: float = 0.85, cosine: float = 0.9) -> str | None:
+        """A warning if the window drifts towards a collapse without having reached the guard's thresholds.
+
+        Towards **uniform**: mean teacher entropy ≥ ``entropy_fraction`` · ln K. Towards a **constant** feature:
+        mean CLS cosine of distinct images ≥ ``cosine``. Either is how the first course run of the tiny profile
+        ended (issue 17: entropy 75 % of ln K, cosine 0.88, rising); the run goes on, the log says so.
+        """
+        s = self.summary()
+        if not s:
+            return None
+        notes = []
+        if s["teacher_entropy"] >= entropy_fraction * self.ln_k:
+            notes.append(f"teacher entropy {s['teacher_entropy']:.2f} = {100 * s['teacher_entropy'] / self.ln_k:.0f} % "
+                         "of ln K (drifting towards uniform targets)")
+        if s.get("cls_cosine") is not None and s["cls_cosine"] >= cosine:
+            notes.append(f"CLS cosine of distinct images {s['cls_cosine']:.2f} (drifting towards one constant "
+                         "feature)")
+        return "; ".join(notes) or None
+
     def check(self, *, epoch: int, step: int) -> None:
         """Raise :class:`CollapseError` if :meth:`collapsed` finds a collapse."""
         reason = self.collapsed()
@@ -132,6 +153,75 @@ class CollapseMonitor:
                 "pass collapse_check=False to train on regardless.")
 
 
+class KNNProbe:
+    """Frozen k-NN retrieval of a backbone on a fixed subset of a ReID test split, cheap enough to run every N steps.
+
+    The images of the first ``num_ids`` test identities (query and gallery, Market protocol) are decoded and
+    transformed once at ``image_size`` with the pre-training normalisation; :meth:`__call__` embeds them with the
+    backbone in eval mode (CLS feature, L2-normalised, squared Euclidean distance — the evaluation of
+    :func:`reid_lab.ssl.evaluate_retrieval`) and restores the backbone's mode. It is a health signal for a DINO run
+    (issue 17): features that carry identity rise above the random-initialisation value; a run that learns
+    "which image" but not "which person" stays flat or falls.
+
+    Args:
+        dataset: a :class:`reid_lab.data.ReIDDataset` (e.g. SynthMarket).
+        image_size: (height, width) the backbone runs at (the pre-training global crop size).
+        num_ids: keep the query identities with the ``num_ids`` smallest ids and their gallery images, distractors
+            left out (``None`` = the whole split, as :func:`reid_lab.ssl.evaluate_retrieval`).
+        batch_size: images per forward pass.
+    """
+
+    def __init__(self, dataset: Any, image_size: Sequence[int], num_ids: int | None = 75, batch_size: int = 256):
+        from ..data import build_reid_transforms, read_image
+        from .multicrop import IMAGENET_MEAN, IMAGENET_STD
+
+        ids = sorted({s.pid for s in dataset.query})
+        if num_ids is not None and num_ids < 2:
+            raise ValueError(f"num_ids must be ≥ 2, got {num_ids}")
+        keep = None if num_ids is None else set(ids[:num_ids])  # None: every image, distractors included
+        height, width = (int(v) for v in image_size)
+        transform = build_reid_transforms(height, width, train=False, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        self.splits = []
+        for split in (dataset.query, dataset.gallery):
+            samples = [s for s in split if keep is None or s.pid in keep]
+            if not samples:
+                raise ValueError(f"the probe subset of {getattr(dataset, 'title', dataset)} has an empty split")
+            images = torch.stack([transform(read_image(s.path)) for s in samples])
+            self.splits.append((images, [s.pid for s in samples], [s.camid for s in samples]))
+        self.image_size = (height, width)
+        self.num_ids = len(ids) if keep is None else len(keep)
+        self.batch_size = batch_size
+
+    @property
+    def num_images(self) -> int:
+        return sum(len(images) for images, _, _ in self.splits)
+
+    @torch.no_grad()
+    def __call__(self, backbone: torch.nn.Module, device: torch.device | str) -> dict[str, float]:
+        """``{"mAP": …, "rank1": …}`` (fractions) of ``backbone``'s frozen CLS features on the subset."""
+        from ..retrieval.evaluation import evaluate_features
+
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            feats = [torch.cat([backbone(images[i:i + self.batch_size].to(device)).float().cpu()
+                                for i in range(0, len(images), self.batch_size)]) for images, _, _ in self.splits]
+        finally:
+            backbone.train(was_training)
+        (qf, qp, qc), (gf, gp, gc) = [(f, pids, cams) for f, (_, pids, cams) in zip(feats, self.splits)]
+        result = evaluate_features(qf, gf, qp, gp, qc, gc)
+        return {"mAP": float(result.mAP), "rank1": float(result.cmc[0])}
+
+
+def knn_curve(steps: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]] = ()) -> list[tuple[int, float]]:
+    """``[(step, frozen k-NN mAP in %)]`` of a run with a :class:`KNNProbe`: the probes before every N-th step
+    (``steps.jsonl`` records) and the finished teacher's (the last ``log.jsonl`` record's ``knn_step``)."""
+    points = [(int(r["step"]), 100 * r["knn_mAP"]) for r in steps if "knn_mAP" in r]
+    if history and "knn_step" in history[-1] and (not points or history[-1]["knn_step"] > points[-1][0]):
+        points.append((int(history[-1]["knn_step"]), 100 * history[-1]["knn_mAP"]))
+    return points
+
+
 def __getattr__(name: str):
     """``plot_training_curves`` moved to :mod:`reid_lab.viz.dino`; this alias will be removed in the next release."""
     if name == "plot_training_curves":
@@ -141,4 +231,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CollapseError", "CollapseMonitor", "StepStats", "entropy", "mean_pairwise_cosine", "plot_training_curves"]
+__all__ = ["CollapseError", "CollapseMonitor", "KNNProbe", "knn_curve", "StepStats", "entropy", "mean_pairwise_cosine", "plot_training_curves"]

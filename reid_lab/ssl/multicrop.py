@@ -70,13 +70,16 @@ class PersonMultiCrop:
         grayscale_p: probability of RandomGrayscale (0.2 official).
         ratio: RandomResizedCrop aspect-ratio range (official: torchvision default (3/4, 4/3)).
         mean, std: normalisation (ImageNet by default, as the official pre-training).
+        blur_radius: (min, max) Gaussian blur radius in pixels (official (0.1, 2.0) at 224–256 px crops; a
+            smaller crop needs a proportionally smaller radius for the same blur, see ``PretrainConfig``).
     """
 
     def __init__(self, global_size: Sequence[int] = (256, 128), local_size: Sequence[int] = (128, 64),
                  local_crops_number: int = 8, global_crops_scale: Sequence[float] = (0.4, 1.0),
                  local_crops_scale: Sequence[float] = (0.05, 0.4), jitter_strength: float = 1.0,
                  grayscale_p: float = 0.2, ratio: Sequence[float] = (3 / 4, 4 / 3),
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 blur_radius: Sequence[float] = (0.1, 2.0)):
         self.global_size = _pair(global_size, "global_size")
         self.local_size = _pair(local_size, "local_size")
         if local_crops_number < 0:
@@ -86,6 +89,10 @@ class PersonMultiCrop:
                 raise ValueError(f"{name} must be (min, max) with 0 < min ≤ max ≤ 1, got {scale!r}")
         if jitter_strength < 0:
             raise ValueError(f"jitter_strength must be ≥ 0, got {jitter_strength}")
+        if len(blur_radius) != 2 or not 0 <= blur_radius[0] <= blur_radius[1]:
+            raise ValueError(f"blur_radius must be (min, max) with 0 ≤ min ≤ max, got {blur_radius!r}")
+        if not 0 <= grayscale_p <= 1:
+            raise ValueError(f"grayscale_p must lie in [0, 1], got {grayscale_p}")
         self.local_crops_number = local_crops_number
         s = jitter_strength
         flip_and_color = T.Compose([
@@ -101,13 +108,16 @@ class PersonMultiCrop:
         def crop(size, scale):
             return T.RandomResizedCrop(size, scale=tuple(scale), ratio=ratio, interpolation=bicubic)
 
+        def blur(p):
+            return RandomPILGaussianBlur(p, *blur_radius)
+
         self.global_transform1 = T.Compose([
-            crop(self.global_size, global_crops_scale), flip_and_color, RandomPILGaussianBlur(1.0), normalize])
+            crop(self.global_size, global_crops_scale), flip_and_color, blur(1.0), normalize])
         self.global_transform2 = T.Compose([
-            crop(self.global_size, global_crops_scale), flip_and_color, RandomPILGaussianBlur(0.1),
+            crop(self.global_size, global_crops_scale), flip_and_color, blur(0.1),
             T.RandomSolarize(threshold=128, p=0.2), normalize])
         self.local_transform = T.Compose([
-            crop(self.local_size, local_crops_scale), flip_and_color, RandomPILGaussianBlur(0.5), normalize])
+            crop(self.local_size, local_crops_scale), flip_and_color, blur(0.5), normalize])
 
     @property
     def ncrops(self) -> int:

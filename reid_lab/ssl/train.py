@@ -46,7 +46,7 @@ from .. import dryrun, engine
 from ..config import PretrainConfig, to_dict, with_given
 from ..runlock import locked_run
 from .loss import DINOLoss
-from .monitor import CollapseMonitor, StepStats, mean_pairwise_cosine
+from .monitor import CollapseMonitor, KNNProbe, StepStats, mean_pairwise_cosine
 from .multicrop import MultiCropWrapper, PersonMultiCrop
 
 logger = logging.getLogger(__name__)
@@ -137,12 +137,26 @@ def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | 
     return paths
 
 
-def build_multicrop(cfg: PretrainConfig, jitter_strength: float | None = None) -> PersonMultiCrop:
-    """The multi-crop transform of ``cfg`` (SPEC §2.5); ``jitter_strength`` defaults to ``cfg.jitter_strength``."""
+AUGMENTS = ("pil", "batched")
+
+
+def build_multicrop(cfg: PretrainConfig, jitter_strength: float | None = None, batched: bool = False):
+    """The multi-crop transform of ``cfg`` (SPEC §2.5); ``jitter_strength`` defaults to ``cfg.jitter_strength``.
+
+    ``batched=True`` gives the tensor-side :class:`~reid_lab.ssl.batched_multicrop.BatchedMultiCrop` (same
+    arguments) instead of the per-image PIL :class:`~reid_lab.ssl.multicrop.PersonMultiCrop`.
+    """
     jitter_strength = cfg.jitter_strength if jitter_strength is None else jitter_strength
-    return PersonMultiCrop(global_size=cfg.global_size, local_size=cfg.local_size,
+    if batched:
+        from .batched_multicrop import BatchedMultiCrop
+
+        cls = BatchedMultiCrop
+    else:
+        cls = PersonMultiCrop
+    return cls(global_size=cfg.global_size, local_size=cfg.local_size,
                            local_crops_number=cfg.local_crops_number, global_crops_scale=cfg.global_crops_scale,
-                           local_crops_scale=cfg.local_crops_scale, jitter_strength=jitter_strength)
+                           local_crops_scale=cfg.local_crops_scale, jitter_strength=jitter_strength,
+                           grayscale_p=cfg.grayscale_p, blur_radius=cfg.blur_radius)
 
 
 # ----------------------------------------------------------------------------------------------- the trainer
@@ -363,7 +377,8 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
              resume: bool | str | os.PathLike = False, *, num_workers: int = 0, amp: AmpMode = "auto",
              compile: bool = False, stop_after: int | None = None, collapse_check: bool = True,
              collapse_window: int = 50, progress: bool = True, ranked_list: str | os.PathLike | None = None,
-             keep_num: int | None = None, jitter_strength: float | None = None) -> PretrainResult:
+             keep_num: int | None = None, jitter_strength: float | None = None, probe: KNNProbe | None = None,
+             probe_every: int = 50) -> PretrainResult:
     """DINO pre-training of ``cfg.arch`` on an unlabelled person pool (SPEC §2.4–2.6).
 
     Args:
@@ -389,6 +404,11 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         progress: show tqdm bars (loss, lr, teacher momentum) on rank 0.
         jitter_strength, keep_num: shortcuts for ``cfg.jitter_strength`` / ``cfg.keep_num``; a value given here
             replaces the config's, so the checkpoint and its provenance record what was used.
+        probe: a :class:`~reid_lab.ssl.monitor.KNNProbe` (frozen k-NN of the teacher backbone on a fixed ReID
+            subset); run on the main process before every ``probe_every``-th step (step 0 = the initialisation)
+            and after the last step. Its mAP / Rank-1 go into ``steps.jsonl`` (``knn_mAP``, ``knn_rank1``) and the
+            epoch log (the last value). Drift towards a collapse (:meth:`CollapseMonitor.drifting`) is logged as a
+            warning and recorded in the epoch log (``warning``) whether or not a probe is given.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last epoch's checkpoint stays intact).
@@ -408,7 +428,16 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
     cfg = with_given(cfg, jitter_strength=jitter_strength, keep_num=keep_num)  # the config records what is used
     engine.seed_everything(cfg.seed)  # identical model initialisation on every rank
     paths = dryrun.subset_names(pool_paths(data, cfg, ranked_list))  # a dry run: the pool's head only
-    dataset = MultiCropImages(paths, build_multicrop(cfg))
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {AUGMENTS}, got {cfg.augment!r}")
+    batched = None
+    if cfg.augment == "batched":  # the loader only decodes and resizes; the crops are drawn on `dev` per batch
+        from .batched_multicrop import ResizeToTensor
+
+        batched = build_multicrop(cfg, batched=True).to(dev)
+        dataset = MultiCropImages(paths, ResizeToTensor([2 * s for s in cfg.global_size]))
+    else:
+        dataset = MultiCropImages(paths, build_multicrop(cfg))
     sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(dataset, batch_size=per_process, sampler=sampler, num_workers=num_workers,
                         pin_memory=dev.type == "cuda", drop_last=True)
@@ -447,11 +476,25 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
                 trainer.amp, dev)
 
     monitor = CollapseMonitor(cfg.out_dim, window=collapse_window)
+    if probe is not None and probe_every < 1:
+        raise ValueError(f"probe_every must be ≥ 1, got {probe_every}")
+
+    probe_seconds = 0.0
+
+    def run_probe() -> dict[str, float]:
+        nonlocal probe_seconds
+        if probe is None or not info.is_main:
+            return {}
+        began_probe = time.perf_counter()
+        result = probe(trainer.teacher.backbone, dev)
+        probe_seconds += time.perf_counter() - began_probe
+        return {"knn_mAP": result["mAP"], "knn_rank1": result["rank1"]}
+
     check_from = max(cfg.warmup_epochs, cfg.warmup_teacher_temp_epochs) * iters
     end_epoch = cfg.epochs if stop_after is None else max(start_epoch, min(cfg.epochs, stop_after))
     for epoch in range(start_epoch, end_epoch):
         sampler.set_epoch(epoch)
-        began = time.perf_counter()
+        began, probe_seconds = time.perf_counter(), 0.0
         sums = {"loss": 0.0, "teacher_entropy": 0.0, "batch_mean_entropy": 0.0}
         cos_sum, cos_n = 0.0, 0
         epoch_steps: list[dict[str, Any]] = []
@@ -461,11 +504,14 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
             if i >= iters:
                 break
             it = epoch * iters + i
+            if batched is not None:
+                crops = batched(crops.to(dev, non_blocking=True))
+            probed = run_probe() if probe is not None and it % probe_every == 0 else {}  # before the step: 0 = init
             stats = trainer.train_step(crops, epoch, it, last_checkpoint=last_good)
             monitor.update(stats)
             epoch_steps.append({"epoch": epoch, "step": it, **dataclasses.asdict(stats),
                                 "lr": float(trainer.lr_schedule[it]),
-                                "teacher_momentum": float(trainer.momentum_schedule[it])})
+                                "teacher_momentum": float(trainer.momentum_schedule[it]), **probed})
             for key in sums:
                 sums[key] += getattr(stats, key)
             if stats.cls_cosine is not None:
@@ -477,6 +523,11 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
                 monitor.check(epoch=epoch, step=it)
         seconds = time.perf_counter() - began
         last_it = (epoch + 1) * iters - 1
+        knn = [{"knn_step": r["step"], "knn_mAP": r["knn_mAP"], "knn_rank1": r["knn_rank1"]}
+               for r in epoch_steps if "knn_mAP" in r]
+        if probe is not None and epoch == cfg.epochs - 1 and info.is_main:
+            knn.append({"knn_step": last_it + 1, **run_probe()})  # the finished teacher
+        drift = monitor.drifting()
         record = {
             "epoch": epoch,
             **{k: v / iters for k, v in sums.items()},
@@ -487,8 +538,14 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
             "teacher_momentum": float(trainer.momentum_schedule[last_it]),
             "teacher_temp": trainer.dino_loss.teacher_temp(epoch),
             "seconds": seconds,
-            "images_per_s": iters * cfg.batch_size / seconds,
+            "images_per_s": iters * cfg.batch_size / max(seconds - probe_seconds, 1e-9),  # training only
+            "probe_seconds": probe_seconds,
+            **(knn[-1] if knn else {}),
+            **({"warning": drift} if drift else {}),
         }
+        if drift and info.is_main:
+            logger.warning("DINO epoch %d/%d: %s; the run goes on (the collapse guard stops it only at %.0f %% of "
+                           "ln K)", epoch + 1, cfg.epochs, drift, 100 * monitor.uniform_fraction)
         history.append(record)
         steps.extend(epoch_steps)
         log.append(record)
@@ -500,9 +557,10 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         engine.barrier()
         last_good = ckpt_path
         logger.info("epoch %d/%d: loss %.4f (ln K %.3f), teacher entropy %.3f, batch-mean entropy %.3f, CLS cos %s, "
-                    "%.0f img/s", epoch + 1, cfg.epochs, record["loss"], record["ln_out_dim"],
+                    "%.0f img/s%s", epoch + 1, cfg.epochs, record["loss"], record["ln_out_dim"],
                     record["teacher_entropy"], record["batch_mean_entropy"],
-                    "n/a" if record["cls_cosine"] is None else f"{record['cls_cosine']:.3f}", record["images_per_s"])
+                    "n/a" if record["cls_cosine"] is None else f"{record['cls_cosine']:.3f}", record["images_per_s"],
+                    f", frozen k-NN mAP {100 * record['knn_mAP']:.1f}" if "knn_mAP" in record else "")
 
     epochs_done = max(start_epoch, end_epoch)
     finished = epochs_done >= cfg.epochs
@@ -545,7 +603,7 @@ def evaluate_retrieval(backbone: nn.Module, dataset: Any, image_size: Sequence[i
 
 
 __all__ = [
-    "BACKBONE_NAME", "CHECKPOINT_NAME", "DINOTrainer", "FORMAT", "LOG_NAME", "STEPS_LOG_NAME", "MultiCropImages",
+    "AUGMENTS", "BACKBONE_NAME", "CHECKPOINT_NAME", "DINOTrainer", "FORMAT", "LOG_NAME", "STEPS_LOG_NAME", "MultiCropImages",
     "PretrainResult", "build_dino_model", "build_multicrop", "clip_gradients_per_tensor", "evaluate_retrieval",
     "param_groups", "pool_paths", "pretrain",
 ]

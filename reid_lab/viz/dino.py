@@ -2,7 +2,9 @@
 
 * :func:`plot_crops` — an image and its crops from :class:`reid_lab.ssl.PersonMultiCrop`, de-normalised;
 * :func:`plot_training_curves` — per-step loss, teacher entropy and CLS cosine of several runs
-  (:class:`reid_lab.ssl.CollapseMonitor` records), with ln K marked.
+  (:class:`reid_lab.ssl.CollapseMonitor` records), with ln K marked;
+* :func:`plot_knn_curve` — frozen k-NN mAP of the teacher against steps (:class:`reid_lab.ssl.KNNProbe` records),
+  with reference levels (e.g. random weights).
 
 Every function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given.
 """
@@ -18,7 +20,7 @@ from PIL import Image
 from ..ssl.multicrop import IMAGENET_MEAN, IMAGENET_STD
 from .figures import _figure, _save
 
-__all__ = ["plot_crops", "plot_training_curves"]
+__all__ = ["plot_crops", "plot_knn_curve", "plot_training_curves"]
 
 
 def plot_crops(image: Image.Image, crops: Sequence[torch.Tensor], *, mean: Sequence[float] = IMAGENET_MEAN,
@@ -65,5 +67,26 @@ def plot_training_curves(runs: dict[str, list[dict]], out_dim: int, *, smooth: i
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def plot_knn_curve(runs: dict[str, Sequence[tuple[int, float]]], *, references: dict[str, float] | None = None,
+                   ylabel: str = "frozen k-NN mAP (%)", title: str | None = None,
+                   save: str | os.PathLike | None = None):
+    """Frozen k-NN mAP against DINO steps for several runs (``{name: [(step, mAP in %), ...]}``), with horizontal
+    reference lines (``{label: mAP in %}``, e.g. the random initialisation). A pre-training that learns identity
+    rises above the random-weights line; one that learns "which image" but not "which person" stays flat or falls."""
+    fig, ax = _figure(1, 1, figsize=(6.5, 3.6))
+    for name, points in runs.items():
+        steps, values = zip(*points) if points else ((), ())
+        ax.plot(steps, values, marker="o", ms=3, label=name)
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color=f"C{i + len(runs)}", ls="--", lw=1, label=label)
+    ax.set_xlabel("DINO step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=11)
     fig.tight_layout()
     return _save(fig, save)
