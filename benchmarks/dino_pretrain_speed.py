@@ -9,7 +9,7 @@ thread, data loading in the same process. They differ only in the crop sizes:
 
 * **before** — the tiny recipe until issue 17: global crops 128×64, local 64×32 (the fine-tuning resolution);
 * **now** — global 64×32, local 32×16. Fine-tuning still runs at 128×64; ``load_pretrained`` resizes the
-  position table (bilinear, as the official ``resize_pos_embed``, SPEC §3.3), as the paper's code does between
+  position table (bilinear, as the official ``resize_pos_embed``) as the paper's code does between
   pre-training and fine-tuning resolutions.
 
 Table 1 breaks one step down per crop size (milliseconds per image): decoding, PIL augmentation of the 2 global and

@@ -84,8 +84,9 @@ class PretrainConfig:
     global_crops_scale: tuple[float, float] = (0.4, 1.0)
     local_crops_scale: tuple[float, float] = (0.05, 0.4)
     jitter_strength: float = 1.0  # scales DINO's colour jitter (SPEC §2.5); <1 = milder
-    grayscale_p: float = 0.2  # RandomGrayscale probability of every view (SPEC §2.5)
-    blur_radius: tuple[float, float] = (0.1, 2.0)  # Gaussian blur radius range in pixels (SPEC §2.5, at 256x128)
+    grayscale_p: float = 0.2  # RandomGrayscale probability of every view (official DINO)
+    blur_radius: tuple[float, float] = (0.1, 2.0)  # Gaussian blur radius in pixels (official DINO, at 224-256 px)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop width/height range (official: torchvision's)
     augment: str = "pil"  # "pil": the official per-crop PIL pipeline; "batched": kornia on whole batches (faster)
     keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
     keep_num: int | None = None  # keep this many head entries of the CFS list instead (official --keep_num)

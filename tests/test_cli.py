@@ -86,3 +86,19 @@ def test_worker_tracebacks_shrink_to_the_original_message():
                          "last):\n  File \"x.py\", line 1, in f\nreid_lab.data.base.DatasetError: cannot read image "
                          "'a.jpg': broken data stream\n")
     assert cli._one_line(wrapped) == "reid_lab.data.base.DatasetError: cannot read image 'a.jpg': broken data stream"
+
+
+def test_pretrain_probe_flags_build_a_probe_on_a_market_folder(tmp_path, monkeypatch, market_parent):
+    import reid_lab.ssl.train
+
+    seen = {}
+
+    def fake_pretrain(cfg, *args, probe=None, probe_every=None, **kwargs):
+        seen.update(probe=probe, every=probe_every, size=cfg.global_size)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reid_lab.ssl.train, "pretrain", fake_pretrain)
+    market = market_parent / "market1501"
+    assert cli.main(["pretrain", "--profile", "smoke", "--data", str(tmp_path), "--probe", str(market),
+                     "--probe-every", "7", "--probe-ids", "2"]) == 130
+    assert seen["every"] == 7 and seen["probe"].num_ids == 2 and seen["probe"].image_size == tuple(seen["size"])

@@ -32,3 +32,47 @@ def test_keep_region_hand_computed():
     np.testing.assert_array_equal(grown[0, 0, :, 0], [200, 100, 100, 100, 150])
     with pytest.raises(ValueError, match="keep must be"):
         keep_region(images, masks, "head")
+
+
+@pytest.fixture(scope="module")
+def smoke_market(tmp_path_factory):
+    from reid_lab.data import Market1501
+    from reid_lab.data.synthetic import generate_worlds
+
+    roots = generate_worlds("smoke", tmp_path_factory.mktemp("worlds"), progress=False)
+    return Market1501(roots["market1501"])
+
+
+def test_region_views_blend_the_removed_part_into_grey(smoke_market):
+    from reid_lab.data.synthetic import person_masks
+    from reid_lab.retrieval.diagnostics import region_views
+
+    samples = smoke_market.query[:3]
+    views = region_views(samples, (64, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert set(views) == {"image", "person only", "background only"} and views["image"].shape == (3, 3, 64, 32)
+    masks = person_masks([s.path for s in samples])  # smoke worlds are drawn at 64x32
+    grey = (128 / 255 - 0.5) / 0.5
+    person, image = views["person only"], views["image"]
+    outside, inside = masks == 0, masks == 1
+    assert outside.any() and inside.any()
+    np.testing.assert_allclose(person.permute(0, 2, 3, 1).numpy()[outside], grey, atol=1 / 255 / 0.5 + 1e-6)
+    np.testing.assert_allclose(person.permute(0, 2, 3, 1).numpy()[inside],
+                               image.permute(0, 2, 3, 1).numpy()[inside], atol=1 / 255 / 0.5 + 1e-6)
+    assert masks.shape == (3, 64, 32)
+
+
+def test_knn_by_region_image_view_equals_the_frozen_evaluation(smoke_market):
+    import torch
+
+    from reid_lab.models import build_backbone
+    from reid_lab.retrieval.diagnostics import knn_by_region, region_views
+    from reid_lab.ssl import IMAGENET_MEAN, IMAGENET_STD, evaluate_retrieval
+
+    torch.manual_seed(0)
+    backbone = build_backbone("vit_tiny_ics", img_size=(64, 32))
+    views = [region_views(split, (64, 32), IMAGENET_MEAN, IMAGENET_STD)
+             for split in (smoke_market.query, smoke_market.gallery)]
+    result = knn_by_region(backbone.train(), smoke_market, *views)
+    assert result["image"] == pytest.approx(evaluate_retrieval(backbone, smoke_market, (64, 32), "cpu").mAP)
+    assert all(0 <= result[k] <= 1 for k in ("person only", "background only", "same_camera_top1"))
+    assert backbone.training  # mode restored

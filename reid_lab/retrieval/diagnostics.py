@@ -1,5 +1,6 @@
 """Where retrieval errors come from: is the camera a shortcut (FINDINGS.md: 54–65 % same-camera top-1)? Does the
-background alone carry identity (:func:`keep_region`)?"""
+background alone carry identity (:func:`keep_region`)? Do a backbone's frozen features key on the person or on the
+background (:func:`knn_by_region`, issue 17)?"""
 from __future__ import annotations
 
 import numpy as np
@@ -57,3 +58,54 @@ def keep_region(images: np.ndarray, masks: np.ndarray, keep: str = "person", *, 
     alpha = (masks if keep == "person" else 1.0 - masks)[..., None]
     out = alpha * images.astype(np.float32) + (1.0 - alpha) * np.float32(fill)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def region_views(samples, image_size, mean, std) -> dict[str, "torch.Tensor"]:
+    """The images of ``samples`` (a synthetic world's split) as normalised tensors at ``image_size``, three ways:
+    ``"image"`` as they are, ``"person only"`` (background blended into grey with the renderer's own person masks)
+    and ``"background only"`` (person removed, mask grown by 2 px). Raises ``ValueError`` outside a synthetic
+    world (no masks)."""
+    import torch
+    from PIL import Image
+
+    from ..data import build_reid_transforms, read_image
+    from ..data.synthetic import person_masks
+
+    images = np.stack([np.asarray(read_image(s.path)) for s in samples])
+    masks = person_masks([s.path for s in samples])
+    transform = build_reid_transforms(*image_size, train=False, mean=mean, std=std)
+    views = {"image": images, "person only": keep_region(images, masks, "person"),
+             "background only": keep_region(images, masks, "background", grow=2)}
+    return {name: torch.stack([transform(Image.fromarray(a)) for a in arrays]) for name, arrays in views.items()}
+
+
+def knn_by_region(backbone, dataset, query_views, gallery_views, device="cpu", batch_size: int = 256) -> dict[str, float]:
+    """Frozen-feature retrieval of ``backbone`` (eval mode, L2-normalised CLS, Market protocol) on each view of
+    :func:`region_views`: ``{"image": mAP, "person only": mAP, "background only": mAP, "same_camera_top1",
+    "same_camera_chance"}`` as fractions. Features that key on the person score about as well on "person only" as
+    on "image"; features that key on the scene lose most of their mAP once the background is gone."""
+    import torch
+    import torch.nn.functional as F
+
+    from .evaluation import euclidean_distance, evaluate_rank
+
+    def embed(images):
+        with torch.no_grad():
+            return F.normalize(torch.cat([backbone(images[i:i + batch_size].to(device)).float().cpu()
+                                          for i in range(0, len(images), batch_size)]), dim=1)
+
+    was_training = backbone.training
+    backbone.eval()
+    q_pids, g_pids = [s.pid for s in dataset.query], [s.pid for s in dataset.gallery]
+    q_cams, g_cams = [s.camid for s in dataset.query], [s.camid for s in dataset.gallery]
+    out: dict[str, float] = {}
+    try:
+        for name in query_views:
+            dist = euclidean_distance(embed(query_views[name]), embed(gallery_views[name]))
+            out[name] = float(evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams).mAP)
+            if name == "image":
+                report = camera_shortcut_report(np.asarray(dist), q_pids, g_pids, q_cams, g_cams)
+                out.update(same_camera_top1=report["same_camera_top1"], same_camera_chance=report["same_camera_chance"])
+    finally:
+        backbone.train(was_training)
+    return out

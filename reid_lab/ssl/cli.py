@@ -3,6 +3,7 @@
 Examples::
 
     reid-lab pretrain --profile tiny --arch vit_tiny_ics                  # synthetic pool, generated on first use
+    reid-lab pretrain --profile tiny --arch vit_tiny_ics --probe profile  # + frozen k-NN on SynthMarket every 50 steps
     reid-lab pretrain --profile full --arch vit_small_ics --data data/LUP --cfs-list data/LUP/CFS_list.pkl \\
         --output runs/full/dino_vit_small_ics
     torchrun --nproc_per_node 8 -m reid_lab pretrain --profile full --arch vit_small_ics --data data/LUP ... --resume
@@ -51,6 +52,11 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers per process (default: profile's)")
     p.add_argument("--jitter-strength", type=float, default=None,
                    help="colour-jitter scale (1.0 = official; default: the profile's)")
+    p.add_argument("--probe", default=None, metavar="MARKET_ROOT",
+                   help="health probe: frozen k-NN of the teacher on a Market-1501-format folder's test split "
+                        "every --probe-every steps, logged in steps.jsonl ('profile': the profile's SynthMarket)")
+    p.add_argument("--probe-every", type=int, default=50, help="steps between probes (default 50)")
+    p.add_argument("--probe-ids", type=int, default=75, help="query identities the probe keeps (default 75)")
     p.add_argument("--no-collapse-check", action="store_true", help="train on even if the teacher collapses")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dry_run(p)
@@ -68,6 +74,19 @@ def _default_pool(profile: str, data_root: str | None) -> Path:
 
         return Path(generate_worlds(profile, paths.synthetic_root(profile, data_root))["luperson"])
     return paths.data_root(data_root) / data_cfg.luperson_dir
+
+
+def _probe(args: argparse.Namespace, cfg):
+    from ..data import Market1501
+    from .monitor import KNNProbe
+
+    if args.probe == "profile":
+        from ..tutorial.profile import load_profile_data
+
+        market = load_profile_data(args.profile, args.data_root).market
+    else:
+        market = Market1501(args.probe)
+    return KNNProbe(market, cfg.global_size, num_ids=args.probe_ids)
 
 
 def run_pretrain_cli(args: argparse.Namespace) -> int:
@@ -91,10 +110,12 @@ def run_pretrain_cli(args: argparse.Namespace) -> int:
     info, device = engine.init_distributed(args.device)
     try:
         data = Path(args.data) if args.data else _default_pool(args.profile, args.data_root)
+        probe = _probe(args, cfg) if args.probe else None
         output = Path(args.output) if args.output else paths.runs_root() / args.profile / f"pretrain_{cfg.arch}"
         result = pretrain(cfg, data, output, device=device, resume=args.resume, num_workers=num_workers,
                           amp=args.amp, compile=args.compile, collapse_check=not args.no_collapse_check,
-                          progress=not args.no_progress, ranked_list=args.cfs_list)
+                          progress=not args.no_progress, ranked_list=args.cfs_list, probe=probe,
+                          probe_every=args.probe_every)
     finally:
         engine.cleanup_distributed()
     if info.is_main:

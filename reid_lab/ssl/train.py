@@ -156,7 +156,7 @@ def build_multicrop(cfg: PretrainConfig, jitter_strength: float | None = None, b
     return cls(global_size=cfg.global_size, local_size=cfg.local_size,
                            local_crops_number=cfg.local_crops_number, global_crops_scale=cfg.global_crops_scale,
                            local_crops_scale=cfg.local_crops_scale, jitter_strength=jitter_strength,
-                           grayscale_p=cfg.grayscale_p, blur_radius=cfg.blur_radius)
+                           grayscale_p=cfg.grayscale_p, blur_radius=cfg.blur_radius, ratio=cfg.crop_ratio)
 
 
 # ----------------------------------------------------------------------------------------------- the trainer
@@ -476,6 +476,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
                 trainer.amp, dev)
 
     monitor = CollapseMonitor(cfg.out_dim, window=collapse_window)
+    monitor.steps = start_epoch * iters  # after a resume the step-0 initialisation check does not apply
     if probe is not None and probe_every < 1:
         raise ValueError(f"probe_every must be ≥ 1, got {probe_every}")
 
