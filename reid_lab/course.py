@@ -31,7 +31,6 @@ import os
 import platform
 import shlex
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -361,9 +360,10 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
         # only the backbones the chosen initialisations need (all of them by default)
         wanted = [ics for ics in (True, False) if any(INITS[n] == (ics, "dino") for n in (names or INITS))]
         for ics in wanted:
-            arch, began = _arch(profile, ics), time.perf_counter()
-            pretrain_backbones(profile, output, device, data_root, archs=(ics,))
-            minutes.setdefault(arch, round((time.perf_counter() - began) / 60, 1))  # the first (real) run's time
+            arch = _arch(profile, ics)
+            result = pretrain_backbones(profile, output, device, data_root, archs=(ics,))[arch]
+            # the run's own time over all its epochs (a resumed run's earlier parts included), probes included
+            minutes[arch] = round(sum(r["seconds"] for r in result.history) / 60, 1)
         output.mkdir(parents=True, exist_ok=True)
         timings.write_text(json.dumps(minutes))
     if "study" in stages or "ship" in stages:
