@@ -55,7 +55,7 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: setup
-	@for script in benchmarks/*.py; do [ $$script = benchmarks/pretraining_effect.py ] && continue; \
+	@for script in benchmarks/*.py; do case $$script in benchmarks/pretraining_effect.py|benchmarks/permuted_control.py) continue;; esac; \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Course checkpoints (reid_lab/assets/, issue 11): the longer tiny DINO runs (ICS and plain), the BN-statistics

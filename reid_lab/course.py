@@ -43,8 +43,8 @@ from .config import resolve, to_dict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INITS", "STUDY_NAME", "course_report", "permuted_backbone", "pretrain_backbones", "run_course", "run_study",
-           "ship_course"]
+__all__ = ["INITS", "STUDY_NAME", "course_report", "permuted_backbone", "pretrain_backbones", "record_path", "run_course",
+           "run_study", "ship_course", "write_record"]
 
 # name → (ICS stem?, source): source None = random weights, "dino" = the course DINO backbone, "permuted" = the control
 INITS: dict[str, tuple[bool, str | None]] = {
@@ -341,12 +341,48 @@ def ship_course(profile: str, output: Path, study: dict[str, Any], knn: dict[str
     return shipped
 
 
+def record_path(profile: str) -> Path:
+    """Where :func:`write_record` puts the course study's record: ``reid_lab/assets/course_record_<profile>.json``."""
+    return zoo.ASSETS / f"course_record_{profile}.json"
+
+
+def write_record(profile: str, output: Path, study: dict[str, Any], knn: dict[str, Any], *, command: str,
+                 device: str, minutes: dict[str, float], report: str,
+                 data_root: str | os.PathLike | None = None) -> Path:
+    """The course study and its ICS DINO run as one provenance record (no weights): study, summary, frozen k-NN,
+    report, and the run's config, per-epoch log, k-NN curve (with random weights on the same probe), minutes and
+    the teacher backbone's sha256."""
+    import hashlib
+
+    from .reid.study import summarize
+    from .ssl.monitor import knn_curve
+
+    arch = _arch(profile, True)
+    run = output / f"dino_{arch}"
+    log = engine.JsonlLog(run / "log.jsonl").read()
+    cfg = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)["config"]
+    record = {"command": command, "device": device, "torch": torch.__version__, "machine": platform.machine(),
+              "made": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "study": {**study, "summary": summarize(study, "random+ICS"), "knn": knn, "report": report},
+              "dino": {"arch": arch, "config": cfg, "log": log, "minutes": minutes.get(arch),
+                       "images_seen": len(log) * cfg["batch_size"] * _iters_per_epoch(run),
+                       "knn_curve": knn_curve(engine.JsonlLog(run / "steps.jsonl").read(), log),
+                       "knn_probe_random": probe_random_weights(profile, arch, data_root),
+                       "teacher_backbone_sha256": hashlib.sha256((run / "teacher_backbone.pth").read_bytes()).hexdigest()}}
+    path = record_path(profile)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
 def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, device: str = "cpu",
                stages: tuple[str, ...] = ("pretrain", "study", "ship"), names: list[str] | None = None,
                seeds: list[int] | None = None, data_root: str | os.PathLike | None = None,
-               command: str | None = None, readme: str | os.PathLike | None = None) -> dict[str, Any]:
+               command: str | None = None, readme: str | os.PathLike | None = None,
+               record_only: bool = False) -> dict[str, Any]:
     """Run the requested stages; returns what they produced (see the module docstring). With ``readme``, the ship
-    stage also writes :func:`course_report` between its ``<!-- course:<profile>:start/end -->`` markers."""
+    stage also writes :func:`course_report` between its ``<!-- course:<profile>:start/end -->`` markers. With
+    ``record_only`` the ship stage writes the study's record (:func:`write_record`) and leaves the shipped
+    backbones and fine-tuned models as they are (for a run that should be reported, not made the course's start)."""
     unknown = sorted(set(names or ()) - set(INITS))
     if unknown:
         raise ValueError(f"unknown initialisation(s) {unknown}; choose from {list(INITS)}")
@@ -375,8 +411,12 @@ def run_course(profile: str = "tiny", output: str | os.PathLike | None = None, d
         dino_log = engine.JsonlLog(output / f"dino_{ics_arch}" / "log.jsonl").read()  # [] when there is none
         out["report"] = course_report(out["study"], knn, dino_log=dino_log, dino_minutes=minutes.get(ics_arch),
                                       pool_images=len(_pool(profile, data_root)[1]), command=command, device=device)
-        out["shipped"] = ship_course(profile, output, out["study"], knn, command=command, device=device,
-                                     minutes=minutes, report=out["report"], data_root=data_root)
+        if record_only:
+            out["shipped"] = [write_record(profile, output, out["study"], knn, command=command, device=device,
+                                           minutes=minutes, report=out["report"], data_root=data_root)]
+        else:
+            out["shipped"] = ship_course(profile, output, out["study"], knn, command=command, device=device,
+                                         minutes=minutes, report=out["report"], data_root=data_root)
         (output / "course_report.md").write_text(out["report"] + "\n")
         if readme is not None:
             from .tutorial.notebook import update_readme
@@ -397,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inits", default=None, help=f"comma-separated subset of {', '.join(INITS)}")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--record-only", action="store_true",
+                   help="ship stage: write reid_lab/assets/course_record_<profile>.json and keep the shipped weights")
     p.add_argument("--update-readme", action="store_true",
                    help="ship stage: write the study report between the README's <!-- course:<profile>:start/end --> "
                         "markers")
@@ -404,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_course(args.profile, args.output, args.device, tuple(args.stage or ("pretrain", "study", "ship")),
                args.inits.split(",") if args.inits else None, args.seeds, args.data_root,
-               readme=paths.repo_root() / "README.md" if args.update_readme else None)
+               readme=paths.repo_root() / "README.md" if args.update_readme else None, record_only=args.record_only)
     return 0
 
 

@@ -60,3 +60,35 @@ def test_course_cli_rejects_an_unknown_initialisation(tmp_path):
     assert "DINO+ICS" in INITS and "DINO+ICS permuted" in INITS
     with pytest.raises(ValueError, match="unknown initialisation"):
         main(["--profile", "smoke", "--output", str(tmp_path), "--stage", "study", "--inits", "DINO+BN"])
+
+
+def test_record_only_writes_the_study_and_the_runs_curve_without_touching_weights(tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from reid_lab import course, engine
+    from reid_lab.tutorial import zoo
+
+    monkeypatch.setattr(zoo, "ASSETS", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    monkeypatch.setattr(course, "probe_random_weights", lambda *a, **k: [10.0, 11.0])
+    run = tmp_path / "out" / f"dino_{course._arch('tiny', True)}"
+    run.mkdir(parents=True)
+    torch.save({"config": {"batch_size": 64, "seed": 0}, "iters_per_epoch": 93}, run / "checkpoint.pth")
+    (run / "teacher_backbone.pth").write_bytes(b"weights")
+    log = engine.JsonlLog(run / "log.jsonl")
+    for epoch, (step, value) in enumerate([(92, 0.08), (186, 0.09)]):
+        log.append({"epoch": epoch, "seconds": 60.0, "knn_step": step, "knn_mAP": value, "knn_rank1": 0.2})
+    steps = engine.JsonlLog(run / "steps.jsonl")
+    steps.append({"epoch": 0, "step": 0, "loss": 6.0, "knn_mAP": 0.115, "knn_rank1": 0.2})
+    steps.append({"epoch": 1, "step": 150, "loss": 5.0, "knn_mAP": 0.085, "knn_rank1": 0.2})
+    path = course.write_record("tiny", tmp_path / "out", _study(), {}, command="make course", device="cpu",
+                               minutes={course._arch("tiny", True): 2.0}, report="the report")
+    record = json.loads(path.read_text())
+    assert path == tmp_path / "assets" / "course_record_tiny.json" and sorted(p.name for p in path.parent.iterdir()) \
+        == ["course_record_tiny.json"]  # no weights shipped
+    assert record["study"]["report"] == "the report" and record["dino"]["images_seen"] == 2 * 64 * 93
+    # the probe before steps 0 and 150, then the finished teacher after step 186 (percent)
+    assert record["dino"]["knn_curve"] == [[0, 11.5], [150, 8.5], [186, 9.0]]
+    assert record["dino"]["knn_probe_random"] == [10.0, 11.0] and record["dino"]["minutes"] == 2.0
