@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.reid_lab-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= tiny
 
-.PHONY: setup data tutorial smoke test test-fast test-full lab bench course course-usl clean help
+.PHONY: setup data tutorial smoke test test-fast test-full lab bench course course-usl gpu-check gpu-wheels clean help
 
 help:
 	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
@@ -18,6 +18,7 @@ help:
 	@echo "make lab        open the notebooks in JupyterLab"
 	@echo "make bench      run the CPU benchmarks (prints markdown tables)"
 	@echo "make course     rebuild the course checkpoints of reid_lab/assets/ (longer DINO runs + 3-seed study; CPU hours)"
+	@echo "make gpu-check  on a GPU server: CUDA dry run, GPU benchmarks, course DINO; <= 9 min (DEVICE=cpu: the rehearsal)"
 	@echo "make course-usl rebuild the USL/UDA course record of reid_lab/assets/ (multi-seed USL and UDA runs; ~1 h)"
 
 $(STAMP): pyproject.toml
@@ -48,7 +49,7 @@ test-fast: setup
 # The full profile's dry run (issue 12): every command of docs/full_profile.md (torchrun as 2 gloo CPU processes) and
 # every notebook with --dry-run on a real-format fixture world in a temporary folder. ARGS: e.g. ARGS="--n 1 --keep DIR"
 test-full: setup
-	OMP_NUM_THREADS=1 $(BIN)/python tests/full_dry_run.py $(ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/full_dry_run.py $(ARGS)
 
 # JupyterLab on notebooks/ with the .venv kernel; LAB_ARGS for more, e.g. LAB_ARGS="--no-browser --port 8890"
 lab: setup
@@ -70,6 +71,26 @@ course: setup
 # 2 cores; resumable; parts in parallel: ARGS="--runs usl_dino_ics --seeds 1 --no-ship", then a final call ships.
 course-usl: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m reid_lab.usl.course --profile tiny --output $(COURSE)/usl --update-readme $(ARGS)
+
+# Check a GPU server in one command (issue 18): the full profile's dry run on CUDA, GPU benchmarks and the course
+# DINO pre-training for the rest of 9 minutes; report in $(OUT) (report.md, report.json, the course checkpoint).
+# Needs no .venv: on a bare GPU machine it uses the system python3. DEVICE=cpu is the ~3-min rehearsal `make test`
+# runs. ARGS: e.g. ARGS="--course-resume runs/gpu_check_before" (continue an earlier report's course run).
+DEVICE ?= cuda
+OUT    ?= runs/gpu_check
+GPU_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py --device $(DEVICE) --out $(OUT) $(ARGS)
+
+# Wheels for a GPU machine without internet (issue 18): papermill + a Jupyter kernel (so gpu-check runs a notebook
+# through papermill) and kornia, for Python $(WHEEL_PY) on x86-64 Linux, into .whl/ (git-ignored; copy it along).
+WHEEL_PY ?= 3.12
+WHEEL_TAGS = --only-binary=:all: --python-version $(WHEEL_PY) --implementation cp --platform manylinux_2_28_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64
+gpu-wheels: setup
+	$(BIN)/python -m pip download -q $(WHEEL_TAGS) -d .whl papermill ipykernel
+	$(BIN)/python -m pip download -q $(WHEEL_TAGS) --no-deps -d .whl kornia kornia_rs  # not its torch
+	@du -sh .whl
 
 clean:
 	rm -rf runs/smoke .pytest_cache
