@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.reid_lab-installed
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= tiny
 
-.PHONY: setup data tutorial smoke test test-fast test-full lab bench course course-usl gpu-check gpu-wheels clean help
+.PHONY: setup data tutorial site smoke test test-fast test-full lab bench course course-usl gpu-check gpu-wheels clean help
 
 help:
 	@echo "make tutorial   set up .venv, generate the synthetic data, run all notebooks (PROFILE=$(PROFILE)) into runs/$(PROFILE)/"
+	@echo "make site       render the executed notebooks of runs/$(PROFILE)/ as HTML pages: runs/site/$(PROFILE)/index.html"
 	@echo "make test       set up .venv, run unit tests + every notebook in the smoke profile"
 	@echo "make test-fast  unit tests only (no notebooks)"
 	@echo "make test-full  the full profile's dry run: docs/full_profile.md + all notebooks, --dry-run on a fixture world"
@@ -36,6 +37,10 @@ data: setup
 # ARGS: extra tutorial flags, e.g. ARGS="--force", ARGS="--only 03,04", ARGS="--update-readme" (README results block)
 tutorial: setup
 	$(BIN)/reid-lab tutorial --profile $(PROFILE) $(ARGS)
+
+# The executed notebooks of runs/$(PROFILE)/ (outputs and figures) as a static site: runs/site/$(PROFILE)/index.html
+site: setup
+	$(BIN)/reid-lab site --profile $(PROFILE) $(ARGS)
 
 smoke: setup
 	$(BIN)/reid-lab tutorial --profile smoke

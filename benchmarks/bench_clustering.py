@@ -1,6 +1,6 @@
 """Benchmark: pseudo labels (reid_lab.retrieval.clustering) vs a loop port of cluster-contrast's compute_jaccard_distance.
 
-The reference follows ``clustercontrast/utils/faiss_rerank.py`` (SPEC §5.2 step 2) step by step on the CPU:
+The reference follows ``clustercontrast/utils/faiss_rerank.py`` (docs/reference.md §5.2 step 2) step by step on the CPU:
 faiss ``IndexFlatL2`` search of k1 neighbours, per-point Python loops, dense N x N float32 V and Jaccard
 matrices, then ``sklearn.cluster.DBSCAN(metric="precomputed")`` on the dense matrix (step 3). Each side runs in
 its own subprocess so peak RSS is measured separately (``resource.getrusage``, minus the RSS before the call).

@@ -42,7 +42,7 @@ from reid_lab.data import (  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Loop ports of the official code (SPEC §4.3, §5.4, §7.1, §1.3)
+# Loop ports of the official code (docs/reference.md §4.3, §5.4, §7.1, §1.3)
 # ----------------------------------------------------------------------------------------------------------------------
 def official_market_split(folder: str, relabel: bool) -> list[tuple[str, int, int]]:
     paths = sorted(glob(os.path.join(folder, "*.jpg")))
@@ -114,7 +114,7 @@ def official_gallery_epoch(records, k: int) -> list[int]:
 
 
 def official_imagefolder_head(root: Path, ranked: list[str], keep: int) -> list[str]:
-    scanned = []  # ImageFolder scans everything first (SPEC §9.23)
+    scanned = []  # ImageFolder scans everything first (docs/reference.md §9.23)
     for dirpath, _, files in os.walk(root):
         scanned += [os.path.join(dirpath, f) for f in files if f.lower().endswith((".jpg", ".jpeg", ".png"))]
     return [os.path.join(root, "images", n) for n in ranked[:keep]]

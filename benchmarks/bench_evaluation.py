@@ -8,7 +8,7 @@ Rows:
 * random distances (worst case: every ranking must be sorted almost to its end);
 * ``euclidean_distance`` vs the textbook numpy float32 formula ‖q‖² + ‖g‖² − 2 q·gᵀ.
 
-The loop port mirrors the official code (SPEC §4.6): argsort the whole matrix, then per query remove the
+The loop port mirrors the official code (docs/reference.md §4.6): argsort the whole matrix, then per query remove the
 same-pid-same-camera entries, cumsum, AP, INP — with per-query numpy instead of the official Python list
 comprehension for AP (``--literal`` also times that literal version), and a stable argsort so that ties
 resolve as in ``evaluate_rank``.

@@ -1,7 +1,7 @@
 """Benchmark: k-reciprocal re-ranking (reid_lab.retrieval.reranking) vs a loop port of TransReID's utils/reranking.py.
 
 The reference below follows the official algorithm line by line (dense N x N matrices, float16 V and Jaccard,
-full ``np.argsort``, Python loops over points and inverted-index entries; SPEC §4.6). Ours never builds an N x N
+full ``np.argsort``, Python loops over points and inverted-index entries; docs/reference.md §4.6). Ours never builds an N x N
 array: it streams the distances in row blocks (row max + top-(k1+1)) and keeps the (nq, ng) query block.
 Each side runs in its own subprocess so peak RSS is measured separately (``resource.getrusage``, minus the RSS
 before the call).

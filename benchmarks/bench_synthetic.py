@@ -1,6 +1,6 @@
 """Speed of the synthetic-world generator: images/s at 128x64, rendering + JPEG encoding + writing the files.
 
-Goal (project brief, ../shared/FINDINGS.md measured ~850-1,100 img/s with throwaway numpy/PIL code): >= 500
+Goal (project brief; docs/reference.md §11.1 measured ~850-1,100 img/s with throwaway numpy/PIL code): >= 500
 images/s on the 2-core CPU. The "reference s" column is the time the goal allows (N / 500); "ratio" = reference /
 ours (> 1: faster than the goal). "agree": the files are byte-identical to the 1-worker run (determinism across
 worker counts). The CPU column is the parent's + workers' CPU time per image, which is what a busy machine

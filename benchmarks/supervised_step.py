@@ -1,4 +1,4 @@
-"""Speed of a supervised fine-tuning step (TransReID recipe, SPEC §4): images/s, and the loss against a loop port.
+"""Speed of a supervised fine-tuning step (TransReID recipe, docs/reference.md §4): images/s, and the loss against a loop port.
 
 Rows (one run, interleaved repeats, minimum seconds per call — on a shared machine other processes only add time):
 

@@ -2,7 +2,7 @@
 
 They answer "how hard is this world without any learning?". On a well-posed synthetic world raw pixels must be
 clearly above chance and far from saturation; if they were near 100 % there would be nothing to learn, and if
-pre-trained features do not beat them the pre-training did not learn identity (../shared/FINDINGS.md: the first
+pre-trained features do not beat them the pre-training did not learn identity (docs/reference.md §11.2: the first
 synthetic world gave raw pixels 23.9 % mAP and a 5-minute DINO 0.9 %).
 
 Both return L2-normalised float32 rows, so ``1 - f @ g.T`` (or the squared Euclidean distance of

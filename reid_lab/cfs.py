@@ -1,16 +1,16 @@
-"""Catastrophic Forgetting Score (CFS): rank an unlabeled pool by closeness to the ReID domain (SPEC §1).
+"""Catastrophic Forgetting Score (CFS): rank an unlabeled pool by closeness to the ReID domain (docs/reference.md §1).
 
-Definition used here (SPEC §1, header and §1.2): with a *source proxy* θ_s (a short self-supervised pre-training on
+Definition used here (docs/reference.md §1, header and §1.2): with a *source proxy* θ_s (a short self-supervised pre-training on
 the pool) and a *target proxy* θ_t (θ_s fine-tuned on the labelled ReID data — the paper's "mm" set, Market +
-MSMT17, SPEC §7.4), every pool image x gets
+MSMT17, docs/reference.md §7.4), every pool image x gets
 
     CFS(x) = cos( f_θs(x), f_θt(x) )
 
 where f is the CLS feature after the final LayerNorm and **before** the BNNeck, both models in eval mode, input
-resized to the fine-tuning size with the TransReID test transform (bilinear, mean = std = 0.5; SPEC §1.2). A high
+resized to the fine-tuning size with the TransReID test transform (bilinear, mean = std = 0.5; docs/reference.md §1.2). A high
 score means fine-tuning on ReID data barely changed ("did not forget") the image's representation: the image is
 close to the ReID domain. The pool is sorted by **descending** score and the head of the list is kept (the official
-pre-training keeps the first ``keep_num`` entries, SPEC §1.3).
+pre-training keeps the first ``keep_num`` entries, docs/reference.md §1.3).
 
 * :func:`proxy_features` — both proxies' features of a list of images, in batches with a progress bar;
   :func:`cosine` turns them into scores (``centre=True``: a diagnostic without the direction all images share);
@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def proxy_features(source: nn.Module, target: nn.Module, paths: Sequence[str | o
                    device: str | torch.device, *, image_size: tuple[int, int] = (256, 128), batch_size: int = 128,
                    num_workers: int = 0, transform: Callable[[Image.Image], torch.Tensor] | None = None,
                    amp: bool | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The two proxies' pre-BN CLS features of every image, ``(source (N, D), target (N, D))`` float32 (SPEC §1.2).
+    """The two proxies' pre-BN CLS features of every image, ``(source (N, D), target (N, D))`` float32 (docs/reference.md §1.2).
 
     Both models are used in eval mode (their previous modes restored): a backbone returns its CLS feature, a
     :class:`~reid_lab.reid.ReIDModel` its pre-BN feature. ``image_size`` is (height, width) for the default test
@@ -114,7 +115,7 @@ def proxy_features(source: nn.Module, target: nn.Module, paths: Sequence[str | o
 
 
 def cosine(source_features: np.ndarray, target_features: np.ndarray, *, centre: bool = False) -> np.ndarray:
-    """Row-wise cosine of the two feature matrices: the CFS of each image (SPEC §1.1), float32.
+    """Row-wise cosine of the two feature matrices: the CFS of each image (docs/reference.md §1.1), float32.
 
     ``centre=True`` first subtracts each model's mean feature over the rows (a diagnostic, not the official score):
     it removes the direction that all images share, so what is left compares what is specific to each image.
@@ -148,7 +149,7 @@ def rank_by_score(names: Sequence[str], scores: Sequence[float] | np.ndarray) ->
 
 
 def select(ranked: Sequence[str], ratio: float) -> list[str]:
-    """The kept head of a ranked list: its first ``round(len · ratio)`` entries (half up; SPEC §1.4)."""
+    """The kept head of a ranked list: its first ``round(len · ratio)`` entries (half up; docs/reference.md §1.4)."""
     return list(ranked[: keep_count(len(ranked), keep_ratio=ratio)])
 
 
@@ -272,6 +273,26 @@ def separation(scores: Sequence[float] | np.ndarray, groups: Sequence[str], in_d
     return {"auc": auc(scores, inside), "auc_by_kind": by_kind,
             "mean_in_domain": float(scores[inside].mean()) if inside.any() else float("nan"),
             "mean_off_domain": float(scores[~inside].mean()) if (~inside).any() else float("nan")}
+
+
+def known_answer_control(source: nn.Module, target: nn.Module, in_domain: Sequence[str | os.PathLike],
+                         off_domain: Sequence[str | os.PathLike], device: str | torch.device, *,
+                         image_size: tuple[int, int] = (256, 128), progress: bool = False) -> dict[str, Any]:
+    """CFS on a pool whose answer is known (a positive control): ``in_domain`` = images of the target proxy's own
+    domain that it never trained on (e.g. SynthMarket's test split), ``off_domain`` = images that are clearly not
+    person crops. If the score cannot put these in-domain images above those off-domain ones, it will not sort a
+    real pool either, whatever the data; if it can, a weak result on the real pool is about that pool.
+
+    Returns :func:`separation` of the scores (``in_domain`` labelled "person"), ``centred_auc`` (the same with
+    each model's mean feature removed first, :func:`cosine` ``centre=True``) and ``n_in`` / ``n_off``.
+    """
+    paths = [*in_domain, *off_domain]
+    if not in_domain or not off_domain:
+        raise ValueError("the control needs both in-domain and off-domain images")
+    fs, ft = proxy_features(source, target, paths, device, image_size=image_size, progress=progress)
+    groups = ["person"] * len(in_domain) + ["off-domain"] * len(off_domain)
+    return {**separation(cosine(fs, ft), groups), "centred_auc": separation(cosine(fs, ft, centre=True), groups)["auc"],
+            "n_in": len(in_domain), "n_off": len(off_domain)}
 
 
 def shared_direction(features: np.ndarray) -> float:

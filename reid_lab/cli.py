@@ -49,6 +49,14 @@ def _tutorial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site(args: argparse.Namespace) -> int:
+    from .tutorial.site import build_site
+
+    index = build_site(args.profile, runs_root=args.runs_root or None, out=args.output or None)
+    print(f"site written to {index.parent}\nopen {index.as_uri()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reid-lab", description=__doc__)
     parser.add_argument("--version", action="version", version=f"reid_lab {__version__}")
@@ -93,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial.add_argument("notebooks", nargs="*", help="only these notebooks (numbers, names or paths; default: all)")
     tutorial.set_defaults(func=_tutorial)
 
+    site = sub.add_parser("site", help="render the executed notebooks of runs/<profile>/ as a static HTML site",
+                          description="Render the executed notebooks of runs/<profile>/ (make tutorial) with their "
+                                      "outputs and figures into runs/site/<profile>/: one page per notebook and "
+                                      "an index.html.")
+    site.add_argument("--profile", choices=PROFILES, default="tiny")
+    site.add_argument("--runs-root", default=None, help="runs root (default: $REID_LAB_RUNS or runs/)")
+    site.add_argument("--output", default=None, help="site folder (default: <runs root>/site/<profile>)")
+    site.set_defaults(func=_site)
+
     from .reid.cli import add_supervised_parsers  # the stages register their own sub-commands
     from .ssl.cli import add_pretrain_parser
     from .usl.cli import add_usl_parsers
@@ -133,7 +150,7 @@ def _error_kinds() -> list[tuple[tuple[type[BaseException], ...], int, str]]:
         ((RunLockedError,), 2, "each run needs its own --output folder"),
         ((ConfigError,), 2, "check the flags and --set KEY=VALUE values (fields and defaults: reid_lab/config.py)"),
         ((CheckpointError,), 2, "check the checkpoint path; copy or download it again, or use an earlier one"),
-        ((DatasetError,), 2, "check --data-root / --root and the dataset layout (README, SPEC §7)"),
+        ((DatasetError,), 2, "check --data-root / --root and the dataset layout (README, docs/reference.md §7)"),
         ((NonFiniteLossError, CollapseError), 2, "resume from the last checkpoint with a lower learning rate"),
         ((NotebookFailed,), 1, "open the executed notebook named above to see the failing cell"),
         ((ValueError, FileNotFoundError, NotADirectoryError, PermissionError), 2, ""),

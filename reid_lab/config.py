@@ -1,6 +1,6 @@
 """Configuration: one frozen dataclass per stage, three profiles, and :func:`resolve`.
 
-* ``full``  — the paper's settings on real data (values from ../shared/SPEC.md, section cited per field);
+* ``full``  — the paper's settings on real data (values from docs/reference.md, section cited per field);
 * ``tiny``  — a laptop CPU in minutes on the synthetic worlds;
 * ``smoke`` — seconds, for CI: every code path runs, nothing is expected to learn.
 
@@ -29,33 +29,33 @@ class UnknownConfigKeyError(ConfigError, KeyError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Datasets and the synthetic worlds (SPEC §4.3, §7)."""
+    """Datasets and the synthetic worlds (docs/reference.md §4.3, §7)."""
 
     synthetic: bool = False  # full: real data under data_root; tiny/smoke: generated worlds
-    market_dir: str = "market1501"  # relative to the data root (SPEC §7.1)
-    msmt_dir: str = "MSMT17"  # SPEC §7.2 (V1 release renamed)
-    luperson_dir: str = "LUP"  # SPEC §2.8: LUP/images/<key>.jpg + CFS_list.pkl
-    height: int = 256  # SPEC §4.5 SIZE_TRAIN
+    market_dir: str = "market1501"  # relative to the data root (docs/reference.md §7.1)
+    msmt_dir: str = "MSMT17"  # docs/reference.md §7.2 (V1 release renamed)
+    luperson_dir: str = "LUP"  # docs/reference.md §2.8: LUP/images/<key>.jpg + CFS_list.pkl
+    height: int = 256  # docs/reference.md §4.5 SIZE_TRAIN
     width: int = 128
     # synthetic world sizes (ignored when synthetic=False); images are stored at synth_height x synth_width
     synth_height: int = 128
     synth_width: int = 64
     synth_seed: int = 0
-    market_train_ids: int = 751  # SPEC §7.1
+    market_train_ids: int = 751  # docs/reference.md §7.1
     market_test_ids: int = 750
     market_cameras: int = 6
-    msmt_train_ids: int = 1041  # SPEC §7.2
+    msmt_train_ids: int = 1041  # docs/reference.md §7.2
     msmt_test_ids: int = 3060
     msmt_cameras: int = 15
     images_per_id: int = 17  # ~12,936 / 751
     pool_size: int = 60_000  # SynthLUP images
     pool_off_domain: float = 0.25  # fraction of off-domain images (background patches, vehicles, clutter)
-    num_workers: int = 8  # SPEC §4.5 NUM_WORKERS
+    num_workers: int = 8  # docs/reference.md §4.5 NUM_WORKERS
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """DINO pre-training (SPEC §2.4–2.7)."""
+    """DINO pre-training (docs/reference.md §2.4–2.7)."""
 
     arch: str = "vit_small_ics"
     epochs: int = 100
@@ -66,7 +66,7 @@ class PretrainConfig:
     weight_decay: float = 0.04
     weight_decay_end: float = 0.4
     momentum_teacher: float = 0.996
-    clip_grad: float = 3.0  # per parameter tensor (SPEC §9.13)
+    clip_grad: float = 3.0  # per parameter tensor (docs/reference.md §9.13)
     freeze_last_layer: int = 1
     out_dim: int = 65_536
     head_hidden_dim: int = 2048
@@ -83,19 +83,19 @@ class PretrainConfig:
     local_crops_number: int = 8
     global_crops_scale: tuple[float, float] = (0.4, 1.0)
     local_crops_scale: tuple[float, float] = (0.05, 0.4)
-    jitter_strength: float = 1.0  # scales DINO's colour jitter (SPEC §2.5); <1 = milder
+    jitter_strength: float = 1.0  # scales DINO's colour jitter (docs/reference.md §2.5); <1 = milder
     grayscale_p: float = 0.2  # RandomGrayscale probability of every view (official DINO)
     blur_radius: tuple[float, float] = (0.1, 2.0)  # Gaussian blur radius in pixels (official DINO, at 224-256 px)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop width/height range (official: torchvision's)
     augment: str = "pil"  # "pil": the official per-crop PIL pipeline; "batched": kornia on whole batches (faster)
-    keep_ratio: float | None = 0.6  # CFS keep (SPEC §1.4); None = whole pool
+    keep_ratio: float | None = 0.6  # CFS keep (docs/reference.md §1.4); None = whole pool
     keep_num: int | None = None  # keep this many head entries of the CFS list instead (official --keep_num)
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class SupervisedConfig:
-    """TransReID fine-tuning (SPEC §4)."""
+    """TransReID fine-tuning (docs/reference.md §4)."""
 
     arch: str = "vit_small_ics"
     dataset: str = "market1501"
@@ -117,13 +117,13 @@ class SupervisedConfig:
     triplet_margin: float | None = None  # None = soft margin (NO_MARGIN: True)
     eval_period: int = 120
     rerank: bool = False
-    official_schedule: bool = False  # reproduce the official per-epoch lr off-by-one (SPEC §9.8)
+    official_schedule: bool = False  # reproduce the official per-epoch lr off-by-one (docs/reference.md §9.8)
     seed: int = 1234
 
 
 @dataclass(frozen=True)
 class USLConfig:
-    """Cluster-contrast unsupervised ReID (SPEC §5)."""
+    """Cluster-contrast unsupervised ReID (docs/reference.md §5)."""
 
     arch: str = "vit_small"
     dataset: str = "market1501"
@@ -133,7 +133,7 @@ class USLConfig:
     iters: int = 200
     batch_size: int = 256
     num_instances: int = 8
-    optimizer: str = "SGD"  # SPEC §5.4 default --optimizer; "Adam" / "AdamW" as the official options
+    optimizer: str = "SGD"  # docs/reference.md §5.4 default --optimizer; "Adam" / "AdamW" as the official options
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
     momentum: float = 0.9  # SGD momentum
@@ -145,7 +145,7 @@ class USLConfig:
     memory_momentum: float = 0.2
     temperature: float = 0.05
     drop_path_rate: float = 0.3
-    bn_chunks: int = 4  # ghost BN: 4-GPU DataParallel -> 64-image BN chunks (SPEC §5.1; MSMT scripts: 2 GPUs -> 2)
+    bn_chunks: int = 4  # ghost BN: 4-GPU DataParallel -> 64-image BN chunks (docs/reference.md §5.1; MSMT scripts: 2 GPUs -> 2)
     eval_step: int = 10
     seed: int = 1
     # Which forward the cluster memory's centroids come from, at every clustering (reid_lab.usl.train,
@@ -163,18 +163,18 @@ class USLConfig:
 
 @dataclass(frozen=True)
 class UDAConfig(USLConfig):
-    """Domain adaptation = USL on the target from a source-supervised checkpoint (SPEC §5.7)."""
+    """Domain adaptation = USL on the target from a source-supervised checkpoint (docs/reference.md §5.7)."""
 
     source_dataset: str = "msmt17"
     # Our addition, off in the paper's recipe: before the first epoch, re-estimate every BatchNorm's running
     # statistics (ICS stem, BN neck) on the target's training images without gradients (AdaBN), so the first
-    # pseudo labels and memory come from target-normalised features (reid_lab.usl.train, SPEC §5.7).
+    # pseudo labels and memory come from target-normalised features (reid_lab.usl.train, docs/reference.md §5.7).
     adabn: bool = False
 
 
 @dataclass(frozen=True)
 class VizConfig:
-    """Attention and ranking figures (SPEC §6)."""
+    """Attention and ranking figures (docs/reference.md §6)."""
 
     threshold: float = 0.6
     num_queries: int = 8

@@ -1,6 +1,6 @@
 """Training machinery shared by every trainer: seeding, devices, torchrun DDP, checkpoints, logs, schedules.
 
-Nothing in here knows about a particular method; :mod:`reid_lab.ssl.train` (DINO, SPEC §2.6) and the ReID
+Nothing in here knows about a particular method; :mod:`reid_lab.ssl.train` (DINO, docs/reference.md §2.6) and the ReID
 trainers build on it. The pieces:
 
 * :func:`seed_everything`, :func:`capture_rng_state` / :func:`restore_rng_state` — exact resume needs the
@@ -480,7 +480,7 @@ def cosine_schedule(base_value: float, final_value: float, epochs: int, iters_pe
                     warmup_epochs: int = 0, start_warmup_value: float = 0.0) -> np.ndarray:
     """Per-iteration values: linear warm-up from ``start_warmup_value``, then cosine ``base_value`` → ``final_value``.
 
-    Same numbers as DINO's ``utils.cosine_scheduler`` (SPEC §2.6): array of length ``epochs * iters_per_epoch``;
+    Same numbers as DINO's ``utils.cosine_scheduler`` (docs/reference.md §2.6): array of length ``epochs * iters_per_epoch``;
     the cosine part is ``final + (base - final)(1 + cos(pi i / n)) / 2`` for ``i = 0..n-1``.
     """
     if epochs <= 0 or iters_per_epoch <= 0:

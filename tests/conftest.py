@@ -29,7 +29,7 @@ def make_msmt() -> Callable[..., Path]:
 
 @pytest.fixture
 def market_parent(tmp_path: Path) -> Path:
-    """A parent folder named like a Market file name (``12_c3``) holding ``market1501/`` (SPEC §9.28 bug)."""
+    """A parent folder named like a Market file name (``12_c3``) holding ``market1501/`` (docs/reference.md §9.28 bug)."""
     parent = tmp_path / "12_c3"
     fd.make_market(parent / "market1501")
     return parent

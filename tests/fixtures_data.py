@@ -1,6 +1,6 @@
 """Helpers and file-name tables for the data tests: tiny real-format dataset folders written with PIL.
 
-Every image is an 8×4 (H×W) JPEG; the names follow the real releases (SPEC §7), so the tests' expectations are
+Every image is an 8×4 (H×W) JPEG; the names follow the real releases (docs/reference.md §7), so the tests' expectations are
 computed by hand from the tables here. Fixtures wrapping these helpers live in ``conftest.py``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ def write_jpeg(path: Path, color: tuple[int, int, int] = (120, 60, 30), size: tu
     return path
 
 
-# Market-1501: file names per split (SPEC §7.1). -1 = junk, 0000 = distractor; Thumbs.db is in the real release.
+# Market-1501: file names per split (docs/reference.md §7.1). -1 = junk, 0000 = distractor; Thumbs.db is in the real release.
 MARKET_FILES = {
     "bounding_box_train": [
         "0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c3s1_000101_01.jpg",
@@ -41,7 +41,7 @@ def make_market(base: Path, files: dict[str, list[str]] | None = None) -> Path:
     return base
 
 
-# MSMT17: list files "<relpath> <pid>" (SPEC §7.2); third '_' field = camera 1..15.
+# MSMT17: list files "<relpath> <pid>" (docs/reference.md §7.2); third '_' field = camera 1..15.
 MSMT_LISTS = {
     "list_train.txt": [
         "0000/0000_000_01_0303morning_0015_0.jpg 0",
@@ -87,3 +87,34 @@ CUSTOM_FILES = [
     "gallery/alice/a_c2_8.jpg", "gallery/carol/c_c1_2.jpg", "gallery/carol/c_c2_3.jpg",
     "gallery/dave/d_c3_1.jpg",
 ]
+
+
+def toy_reid_image(pid: int, k: int, stripes: bool = True) -> Image.Image:
+    """A 64×32 person stand-in: an upper and a lower colour per identity (and, with ``stripes``, a stripe width per
+    identity), plus per-image noise — separable enough for a few training steps to learn."""
+    import numpy as np
+
+    rng = np.random.default_rng(1000 * pid + k)
+    img = np.zeros((64, 32, 3), np.float32)
+    img[:32] = [(37 * pid) % 256, (91 * pid) % 256, (53 * pid) % 256]  # upper-body colour
+    img[32:] = [(11 * pid) % 256, 255 - (29 * pid) % 256, (67 * pid) % 256]
+    if stripes:
+        img[:, :: 2 + pid % 3] *= 0.5  # stripe width per identity
+    img += rng.normal(0, 12, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def toy_reid_world(root: Path, ids: int, stripes: bool = True):
+    """A Market-style toy world of ``ids`` identities, 7 images each: 4 train images over 2 cameras, 1 query (camera
+    0), 2 gallery (camera 1)."""
+    from reid_lab.data import ReIDDataset, Sample
+
+    splits: dict[str, list] = {"train": [], "query": [], "gallery": []}
+    for pid in range(ids):
+        for k in range(7):
+            split, cam = ("train", k % 2) if k < 4 else ("query", 0) if k == 4 else ("gallery", 1)
+            path = root / split / f"{pid:04d}_c{cam}_{k}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            toy_reid_image(pid, k, stripes).save(path)
+            splits[split].append(Sample(str(path), pid, cam))
+    return ReIDDataset(name="Toy", root=root, **splits)

@@ -1,9 +1,9 @@
-"""A straightforward re-statement of the official backbones, used as the reference in tests (SPEC §2.1–2.3, §4.1).
+"""A straightforward re-statement of the official backbones, used as the reference in tests (docs/reference.md §2.1–2.3, §4.1).
 
-Written from the SPEC's description, independent of timm: explicit softmax attention, a plain ``nn.ModuleList`` of
-blocks, the ICS stem of SPEC §2.2, TransReID's overlapping patch embedding, the unused ``fc`` Linear(D, 1000) of the
+Written from the description in docs/reference.md, independent of timm: explicit softmax attention, a plain ``nn.ModuleList`` of
+blocks, the ICS stem of docs/reference.md §2.2, TransReID's overlapping patch embedding, the unused ``fc`` Linear(D, 1000) of the
 official classes (§9.15), and DINO's ``interpolate_pos_encoding`` with its own short-circuit rule (§2.3). Key names are
-the published ones (SPEC §3.3), so its state dicts are "real-format" checkpoints.
+the published ones (docs/reference.md §3.3), so its state dicts are "real-format" checkpoints.
 """
 from __future__ import annotations
 
@@ -100,10 +100,10 @@ class RefViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], dim))
         self.blocks = nn.ModuleList(RefBlock(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.fc = nn.Linear(dim, 1000)  # unused, as in the official classes (SPEC §9.15)
+        self.fc = nn.Linear(dim, 1000)  # unused, as in the official classes (docs/reference.md §9.15)
 
     def interpolate_pos_encoding(self, npatch: int, h: int, w: int) -> torch.Tensor:
-        """DINO's rule (SPEC §2.3): keep the table iff token count and image size both equal construction's."""
+        """DINO's rule (docs/reference.md §2.3): keep the table iff token count and image size both equal construction's."""
         if npatch == self.pos_embed.shape[1] - 1 and self.img_size == (h, w):
             return self.pos_embed
         oh, ow = self.grid
@@ -146,7 +146,7 @@ class RefDINOHead(nn.Module):
         return self.last_layer(F.normalize(self.mlp(x), dim=-1))
 
     def official_state_dict(self) -> dict[str, torch.Tensor]:
-        """Keys as the deprecated ``nn.utils.weight_norm`` names them (the official checkpoints, SPEC §3.1)."""
+        """Keys as the deprecated ``nn.utils.weight_norm`` names them (the official checkpoints, docs/reference.md §3.1)."""
         sd = {k: v for k, v in self.state_dict().items() if not k.startswith("last_layer.")}
         sd["last_layer.weight_g"] = self.last_layer.parametrizations.weight.original0.detach().clone()
         sd["last_layer.weight_v"] = self.last_layer.parametrizations.weight.original1.detach().clone()

@@ -1,4 +1,4 @@
-"""Attention maps (SPEC §6) and ONNX export with parity (USERS.md P13)."""
+"""Attention maps (docs/reference.md §6) and ONNX export with parity (§12.5)."""
 from __future__ import annotations
 
 import pytest

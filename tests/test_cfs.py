@@ -1,4 +1,4 @@
-"""CFS scoring and selection (SPEC §1): cosine of two proxies' features, descending rank, files, keep ratios."""
+"""CFS scoring and selection (docs/reference.md §1): cosine of two proxies' features, descending rank, files, keep ratios."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,7 +68,7 @@ def test_rank_is_descending_and_stable():
 
 def test_select_rounds_half_up():
     ranked = list("abcde")
-    assert cfs.select(ranked, 0.5) == ["a", "b", "c"]  # 2.5 -> 3, as round(4,180,243 x 0.5) in SPEC §1.4
+    assert cfs.select(ranked, 0.5) == ["a", "b", "c"]  # 2.5 -> 3, as round(4,180,243 x 0.5) in docs/reference.md §1.4
     assert cfs.select(ranked, 0.6) == ["a", "b", "c"]
     assert cfs.select(ranked, 1.0) == ranked
     with pytest.raises(ValueError, match="keep_ratio"):
@@ -142,3 +142,35 @@ def test_centred_cosine_and_shared_direction():
     assert cfs.shared_direction(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="same shape"):
         cfs.cosine(fs, ft[:1])
+
+
+class _Colour(torch.nn.Module):
+    """Features [1, 0] (source) or [mean red, 0] (target, red of the normalised input): their cosine is +1 for red
+    images and -1 for the others — a proxy pair whose answer is known."""
+
+    def __init__(self, target: bool):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x):
+        red = x[:, 0].mean((1, 2))
+        first = red if self.target else torch.ones_like(red)
+        return torch.stack([first, torch.zeros_like(red)], 1)
+
+
+def test_known_answer_control_separates_a_pool_the_proxies_can_tell_apart(tmp_path):
+    paths = {}
+    for name, colour in (("red", (250, 10, 10)), ("blue", (10, 10, 250))):
+        paths[name] = []
+        for i in range(4):
+            path = tmp_path / f"{name}{i}.png"
+            Image.new("RGB", (32, 64), colour).save(path)
+            paths[name].append(str(path))
+    control = cfs.known_answer_control(_Colour(False), _Colour(True), paths["red"], paths["blue"], "cpu",
+                                       image_size=(64, 32))
+    assert control["auc"] == 1.0 and control["n_in"] == control["n_off"] == 4
+    same = cfs.known_answer_control(_Colour(True), _Colour(True), paths["red"], paths["blue"], "cpu",
+                                    image_size=(64, 32))
+    assert same["auc"] == 0.5  # identical proxies: every score is 1, nothing separates
+    with pytest.raises(ValueError, match="both in-domain and off-domain"):
+        cfs.known_answer_control(_Colour(False), _Colour(True), paths["red"], [], "cpu")

@@ -1,4 +1,4 @@
-"""Jaccard distance + DBSCAN pseudo labels vs a dense loop port of cluster-contrast (SPEC §5.2 steps 2–3)."""
+"""Jaccard distance + DBSCAN pseudo labels vs a dense loop port of cluster-contrast (docs/reference.md §5.2 steps 2–3)."""
 from __future__ import annotations
 
 import logging
@@ -21,7 +21,7 @@ from reid_lab.retrieval.clustering import (
 from reid_lab.retrieval.kreciprocal import to_dense_distance
 
 # --------------------------------------------------------------------------------------------------------------
-# Loop port of the official compute_jaccard_distance, written from SPEC §5.2 step 2 (dense N x N, float32).
+# Loop port of the official compute_jaccard_distance, written from docs/reference.md §5.2 step 2 (dense N x N, float32).
 # The neighbour table is an exact stable argsort of squared L2 distances truncated to k1 columns (what the
 # faiss IndexFlatL2 search returns for data without ties).
 

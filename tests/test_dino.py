@@ -31,7 +31,7 @@ from reid_lab.ssl import train as dino_train
 
 # ----------------------------------------------------------------------------------------------- the loss
 def reference_dino_loss(student, teacher, center, ncrops, student_temp, teacher_temp, momentum):
-    """Straightforward transcription of SPEC §2.4: a loop over (teacher view, student view) pairs."""
+    """Straightforward transcription of docs/reference.md §2.4: a loop over (teacher view, student view) pairs."""
     s_chunks = (student / student_temp).chunk(ncrops)
     t_chunks = F.softmax((teacher - center) / teacher_temp, dim=-1).chunk(2)
     total, terms = 0.0, 0

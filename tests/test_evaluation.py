@@ -1,5 +1,5 @@
 """Tests for reid_lab.retrieval.evaluation: the Market protocol on hand-computed cases, a plain-Python reference port of
-SPEC §4.6 on random cases, distances, the R1_mAP_eval path and feature extraction."""
+docs/reference.md §4.6 on random cases, distances, the R1_mAP_eval path and feature extraction."""
 from __future__ import annotations
 
 import logging
@@ -142,10 +142,10 @@ def test_format_results():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Random cases against a plain-Python port of SPEC §4.6
+# Random cases against a plain-Python port of docs/reference.md §4.6
 # ---------------------------------------------------------------------------------------------------------
 def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """SPEC §4.6 in plain Python: sort each row by (distance, gallery index), drop same pid+camera, skip
+    """docs/reference.md §4.6 in plain Python: sort each row by (distance, gallery index), drop same pid+camera, skip
     queries without a match, CMC / non-interpolated AP / INP averaged over valid queries."""
     num_q, num_g = len(distmat), len(distmat[0])
     max_rank = min(max_rank, num_g)

@@ -30,23 +30,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from browser import find_chromium  # shared with test_site.py
 from reid_lab import paths
 from reid_lab.tutorial.notebook import NOTEBOOK_DIR, list_notebooks
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")  # Debian/Ubuntu, when not on a CI job's PATH
 TARGET = "06_attention_visualization.ipynb"
 START_TIMEOUT_S = 60
-
-
-def find_chromium() -> str | None:
-    """``$CHROMIUM`` if set (a name on the PATH or a file), else the first of :data:`CHROMIUM_NAMES` on the PATH,
-    else :data:`CHROMIUM_PATHS` (``.ci/run`` installs Debian's ``chromium`` there on root CI machines)."""
-    if os.environ.get("CHROMIUM"):
-        candidate = os.environ["CHROMIUM"]
-        return shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
-    found = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
-    return found or next((path for path in CHROMIUM_PATHS if os.access(path, os.X_OK)), None)
 
 
 def notebook_under_test() -> Path:

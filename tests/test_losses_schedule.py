@@ -1,4 +1,4 @@
-"""ReID losses (SPEC §4.2), the per-epoch warm-up cosine schedule (SPEC §4.4, §9.8) and the SGD groups."""
+"""ReID losses (docs/reference.md §4.2), the per-epoch warm-up cosine schedule (§4.4, §9.8) and the SGD groups."""
 from __future__ import annotations
 
 import math
@@ -85,7 +85,7 @@ def _official(base=4e-4):
 @pytest.mark.parametrize("epoch_1based, expected", [(1, 4.0e-6), (2, 2.38e-5), (20, 3.80e-4), (21, 3.73e-4),
                                                     (60, 2.06e-4), (120, 8.7e-7)])
 def test_official_schedule_reproduces_spec_numbers(epoch_1based, expected):
-    # SPEC §4.4: weight lr at BASE_LR 4e-4, scheduler stepped at the end of each epoch
+    # docs/reference.md §4.4: weight lr at BASE_LR 4e-4, scheduler stepped at the end of each epoch
     assert _official().lrs(epoch_1based - 1)[0] == pytest.approx(expected, rel=6e-3)
 
 
@@ -124,7 +124,7 @@ def test_optimizer_one_group_per_tensor_with_bias_rules():
     opt = build_optimizer(model, cfg)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert [g["name"] for g in opt.param_groups] == trainable
-    assert "bottleneck.bias" not in trainable  # frozen BNNeck bias (SPEC §4.1)
+    assert "bottleneck.bias" not in trainable  # frozen BNNeck bias (docs/reference.md §4.1)
     for g in opt.param_groups:
         assert len(g["params"]) == 1 and g["momentum"] == 0.9
         is_bias = "bias" in g["name"]

@@ -1,4 +1,4 @@
-"""Backbones and heads: names, key layout (SPEC §3.3), forward contract, position embeddings (§2.3), ICS init, heads."""
+"""Backbones and heads: names, key layout (docs/reference.md §3.3), forward contract, position embeddings (§2.3), ICS init, heads."""
 from __future__ import annotations
 
 import math
@@ -32,7 +32,7 @@ def test_unknown_kwarg_is_rejected():
         build_backbone("vit_tiny", num_classes=10)
 
 
-# --- key names and shapes against SPEC §3.3 -----------------------------------------------------------------------
+# --- key names and shapes against docs/reference.md §3.3 ----------------------------------------------------------
 def _expected_keys(dim: int, depth: int, ics: bool, tokens: int = 129) -> dict[str, tuple[int, ...]]:
     keys = {"cls_token": (1, 1, dim), "pos_embed": (1, tokens, dim)}
     if ics:
@@ -73,7 +73,7 @@ def test_state_dict_equals_spec_table(name, dim, ics, n_tensors, n_params):
     got = {k: tuple(v.shape) for k, v in sd.items()}
     assert got == _expected_keys(dim, 12, ics)  # exact: no extra timm keys (head, fc_norm, reg_token, …)
     assert len(sd) == n_tensors
-    if n_params is not None:  # SPEC §2.1 counts parameters only (BN running stats are buffers)
+    if n_params is not None:  # docs/reference.md §2.1 counts parameters only (BN running stats are buffers)
         assert sum(p.numel() for p in model.parameters()) == n_params
     buffers = sum(b.numel() for b in model.buffers())
     assert buffers == (2 * (2 * 32 + 1) + (2 * 64 + 1) if ics else 0)  # running mean/var + num_batches_tracked
@@ -145,7 +145,7 @@ def test_overlapping_patches_follow_transreid_grid(name):
 
 
 def test_ics_stride_is_honoured_not_ignored():
-    """SPEC §9.17: the official ICS stem silently uses stride 8 (16 px); ours uses stride/2 on the stem output."""
+    """docs/reference.md §9.17: the official ICS stem silently uses stride 8 (16 px); ours uses stride/2 on the stem output."""
     with torch.device("meta"):
         model = build_backbone("vit_small_ics", stride_size=12)
     assert model.patch_embed.proj.stride == (6, 6) and model.patch_embed.proj.kernel_size == (8, 8)
@@ -164,7 +164,7 @@ def test_bad_sizes_raise_clear_errors():
         model(torch.randn(1, 3, 8, 8))
 
 
-# --- position embeddings (SPEC §2.3) --------------------------------------------------------------------------------
+# --- position embeddings (docs/reference.md §2.3) -------------------------------------------------------------------
 def test_pos_embed_short_circuits_at_construction_grid():
     model = build_backbone("vit_tiny")
     assert model.interpolate_pos_encoding(8, 4) is model.pos_embed
@@ -195,7 +195,7 @@ def test_features_equal_official_reference_at_any_size(arch, size):
         torch.testing.assert_close(model(x), ref(x), atol=2e-5, rtol=1e-4)
 
 
-# --- initialisation (FINDINGS: ICS collapse) ----------------------------------------------------------------------
+# --- initialisation (docs/reference.md §11.4: ICS collapse) -------------------------------------------------------
 def _person_like_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     """Distinct images: per-image colour cast, contrast and a smooth random pattern, ImageNet-normalised."""
     g = torch.Generator().manual_seed(seed)
@@ -215,7 +215,7 @@ def _mean_pairwise_cosine(f: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("name", ["vit_tiny", "vit_tiny_ics", "vit_small_ics"])
 def test_init_gives_dissimilar_cls_features_for_distinct_images(name):
-    """FINDINGS: a default-initialised ICS projection makes all CLS features alike (cosine ~0.9) and DINO collapses.
+    """docs/reference.md §11.4: a default-initialised ICS projection makes all CLS features alike (cosine ~0.9) and DINO collapses.
 
     Measured with BatchNorm on batch statistics (train mode), as DINO runs student and teacher.
     """

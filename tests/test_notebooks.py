@@ -34,6 +34,8 @@ def check_02(m):
         steps = [step for step, _ in p["knn_curve"]]  # the health probe: before step 0, ..., after the last step
         assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 2
         assert all(0.0 <= value <= 100.0 for _, value in p["knn_curve"])
+        assert p["verdict"] in {"learning", "U-turn: not learning steadily", "collapsing to uniform targets",
+                                "not learning yet"}  # generated from the numbers (reid_lab.tutorial.verdicts)
     for key, r in m["retrieval"].items():
         assert _fraction(r["mAP"]) and _fraction(r["rank1"]), key
 
@@ -48,6 +50,8 @@ def check_01(m):
     assert all(-1.0 <= v <= 1.0 for v in m["shared_direction"].values())
     assert 0.0 < m["keep"]["keep_50"]["random_rejected_sd"] < 1.0 and len(m["headline"]) == 3
     assert Path(m["ranked_list"]).is_file()
+    control = m["known_answer_control"]  # the positive control: SynthMarket test images vs off-domain pool images
+    assert _fraction(control["auc"]) and _fraction(control["centred_auc"]) and control["n_in"] > 0 < control["n_off"]
 
 
 def check_03(m):
@@ -101,6 +105,8 @@ def check_04(m):
     oracle = m["course"]["usl_oracle_dino_ics"]
     assert all(h["purity"] == 1.0 for r in oracle["runs"].values() for h in r["history"])
     assert len(m["headline"]) == sum(name.startswith("usl") for name in m["course"])
+    assert _fraction(m["chance_mAP"]) and "USL from DINO+ICS, end − start, mAP" in m["verdict"]
+    assert ("paired seeds" in m["verdict"]) != ("one seed" in m["verdict"])  # the noise it was judged against
 
 
 def check_05(m):
@@ -115,6 +121,8 @@ def check_05(m):
     assert len(m["headline"]) == len(runs) + len(m["course"]) and all("%" in k for k in m["headline"])
     assert m["course_source"] in ("shipped", "trained")
     _check_course(m["course"], ["uda_market_to_msmt"], uda=True)
+    assert set(m["chance_mAP"]) == {"market1501", "msmt17"} and all(_fraction(v) for v in m["chance_mAP"].values())
+    assert len(m["verdicts"]) == 2 * len(m["course"]) and all("mAP" in v for v in m["verdicts"].values())
 
 
 # --- check_06 (visualization) goes here ---
@@ -139,6 +147,8 @@ def check_06(m):
     assert {"attention_stages.png", "attention_heads.png", "ranks_best.png", "ranks_worst.png", "tsne.png"} <= {
         Path(f).name for f in m["figures"]}
     assert all(Path(f).is_file() for f in m["figures"])
+    assert "curves.png" not in {Path(f).name for f in m["figures"]}  # notebook 03 shows the fine-tuning curves
+    assert m["attention_verdict"] is None or "positional prior" in m["attention_verdict"]
 
 
 CHECKS = {"00_data_and_evaluation": check_00, "01_cfs_analysis": check_01, "02_dino_ics_pretraining": check_02,

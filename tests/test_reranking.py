@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking vs a dense loop port of TransReID ``utils/reranking.py`` (SPEC §4.6)."""
+"""k-reciprocal re-ranking vs a dense loop port of TransReID ``utils/reranking.py`` (docs/reference.md §4.6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ from reid_lab.retrieval.reranking import (_expanded_distances, normalized_distan
                                          scan_normalized_distance)
 
 # --------------------------------------------------------------------------------------------------------------
-# Loop port of the official re_ranking, written from SPEC §4.6 (dense, float32 V instead of float16; stable sort).
+# Loop port of the official re_ranking, written from docs/reference.md §4.6 (dense, float32 V instead of float16; stable sort).
 
 
 def official_re_ranking(qf: np.ndarray, gf: np.ndarray, k1: int, k2: int, lam: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Samplers (SPEC §4.3, §5.4) and transforms (SPEC §4.3, §5.4, §9.10, §9.11); expectations computed by hand."""
+"""Samplers (docs/reference.md §4.3, §5.4) and transforms (§4.3, §5.4, §9.10, §9.11); expectations computed by hand."""
 from __future__ import annotations
 
 import random
@@ -179,7 +179,7 @@ def test_interpolation_choices() -> None:
     def resize_mode(tf):
         return tf.transforms[0].interpolation
 
-    assert resize_mode(build_reid_transforms(8, 4, train=False)) == InterpolationMode.BILINEAR  # SPEC §9.10
+    assert resize_mode(build_reid_transforms(8, 4, train=False)) == InterpolationMode.BILINEAR  # docs/reference.md §9.10
     assert resize_mode(build_reid_transforms(8, 4, train=True)) == InterpolationMode.BICUBIC
     assert resize_mode(build_reid_transforms(8, 4, train=False, test_interpolation="bicubic")) == \
         InterpolationMode.BICUBIC

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning (SPEC §4): model layout, checkpoints, the train loop, exact resume, NaN stop, 2-process DDP.
+"""Supervised fine-tuning (docs/reference.md §4): model layout, checkpoints, the train loop, exact resume, NaN stop, 2-process DDP.
 
 A hand-made dataset (8 identities, 64×32 images whose colours and stripes encode the identity) keeps every run
 to a few seconds.
@@ -22,31 +22,15 @@ from reid_lab.data import ReIDDataset, Sample
 from reid_lab.models import build_backbone, load_pretrained
 from reid_lab.reid import ReIDModel, build_reid_model, load_reid_model, reid_checkpoint, train
 
+from fixtures_data import toy_reid_world
+
 IDS = 8
-
-
-def _image(pid: int, k: int) -> Image.Image:
-    rng = np.random.default_rng(1000 * pid + k)
-    img = np.zeros((64, 32, 3), np.float32)
-    img[:32] = [(37 * pid) % 256, (91 * pid) % 256, (53 * pid) % 256]  # upper-body colour
-    img[32:] = [(11 * pid) % 256, 255 - (29 * pid) % 256, (67 * pid) % 256]
-    img[:, :: 2 + pid % 3] *= 0.5  # stripe width per identity
-    img += rng.normal(0, 12, img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> ReIDDataset:
     root = tmp_path_factory.mktemp("toy_reid")
-    splits: dict[str, list[Sample]] = {"train": [], "query": [], "gallery": []}
-    for pid in range(IDS):
-        for k in range(7):
-            split, cam = ("train", k % 2) if k < 4 else ("query", 0) if k == 4 else ("gallery", 1)
-            path = root / split / f"{pid:04d}_c{cam}_{k}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _image(pid, k).save(path)
-            splits[split].append(Sample(str(path), pid, cam))
-    return ReIDDataset(name="Toy", root=root, **splits)
+    return toy_reid_world(root, IDS)
 
 
 def _cfg(**overrides):

@@ -34,7 +34,7 @@ from reid_lab.data.synthetic import (
 from reid_lab.data.synthetic.render import Canvas, _compose
 from reid_lab.data.synthetic import worlds as worlds_mod
 
-# SPEC §7.1 / §7.2 / §2.8 file names
+# docs/reference.md §7.1 / §7.2 / §2.8 file names
 MARKET_RE = re.compile(r"^(\d{4}|-1)_c([1-6])s([1-6])_(\d{6})_(\d{2})\.jpg$")
 MSMT_LINE_RE = re.compile(r"^(\d{4})/(\d{4})_(\d{3})_(\d{2})_(\d{4})(morning|noon|afternoon)_(\d{4})_(\d)\.jpg (\d+)$")
 LUP_RE = re.compile(r"^\d{2}_\d{2}_\d{4}_\d{8}\.jpg$")

@@ -1,4 +1,4 @@
-"""USL / UDA with Cluster Contrast (SPEC §5): memory, ghost BN, pseudo labels, the train loop, resume, NaN, CLI.
+"""USL / UDA with Cluster Contrast (docs/reference.md §5): memory, ghost BN, pseudo labels, the train loop, resume, NaN, CLI.
 
 A hand-made dataset (10 identities x 8 training images over 3 cameras; the 64x32 images of test_supervised, whose
 colours and stripes encode the identity) clusters even with a random-init ViT, so every run takes seconds.

@@ -53,7 +53,7 @@ def test_mass_mask_hand_made_vectors():
 def test_mass_mask_matches_the_official_procedure_and_is_minimal():
     torch.manual_seed(0)
     attn = torch.rand(6, 128) ** 4  # peaked, distinct values (heads, patches)
-    # SPEC §6, step by step: sort ascending, normalise, cumsum, > 1 - t, un-sort
+    # docs/reference.md §6, step by step: sort ascending, normalise, cumsum, > 1 - t, un-sort
     val, idx = torch.sort(attn)
     val = val / val.sum(dim=1, keepdim=True)
     official = torch.cumsum(val, dim=1) > (1 - 0.6)
@@ -150,7 +150,7 @@ def test_attention_figures_write_pngs(tmp_path):
     viz.plot_attention_grid(rows, method="rollout", save=tmp_path / "rollout.png")
     _png(tmp_path / "rollout.png")
     fig = viz.plot_attention_heads(rows["vit_tiny_ics"], 1, title="ICS", save=tmp_path / "heads.png")
-    assert len(fig.axes) == 1 + 3 + 1 + 1 + 1  # input, 3 heads, mean, mask, rollout
+    assert len(fig.axes) == 1 + 3 + 1 + 1 + 1 + 1  # input, 3 heads, mean, mask, rollout, the shared colour bar
     _png(tmp_path / "heads.png")
     with pytest.raises(ValueError, match="same number of images"):
         viz.plot_attention_grid({"a": rows["vit_tiny"], "b": viz.attention_maps(build_backbone("vit_tiny"),

@@ -1,4 +1,4 @@
-"""load_pretrained: every published checkpoint format (SPEC §3.1–3.4), built here from the published key layout."""
+"""load_pretrained: every published checkpoint format (docs/reference.md §3.1–3.4), built here from the published key layout."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,7 @@ def _assert_same_features(model, ref, size=(256, 128), n=2):
 
 
 def _dino_checkpoint(teacher, student, head_dim: int, teacher_ddp: bool) -> dict:
-    """main_dino.py's checkpoint.pth layout (SPEC §3.1)."""
+    """main_dino.py's checkpoint.pth layout (docs/reference.md §3.1)."""
     head_t = RefDINOHead(head_dim, out_dim=64, hidden=32, bottleneck=16).official_state_dict()
     head_s = RefDINOHead(head_dim, out_dim=64, hidden=32, bottleneck=16).official_state_dict()
     t_prefix = "module." if teacher_ddp else ""
@@ -53,7 +53,7 @@ def _dino_checkpoint(teacher, student, head_dim: int, teacher_ddp: bool) -> dict
 # --- formats --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("arch", ["vit_small", "vit_small_ics"])
 def test_released_flat_backbone_gives_official_features(arch, tmp_path):
-    """SPEC §3.2: convert_model_dino.py saves the teacher backbone as a flat {name: tensor} dict."""
+    """docs/reference.md §3.2: convert_model_dino.py saves the teacher backbone as a flat {name: tensor} dict."""
     ref = reference(arch, seed=10)
     flat = {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}
     torch.save(flat, tmp_path / "released.pth")
@@ -67,7 +67,7 @@ def test_released_flat_backbone_gives_official_features(arch, tmp_path):
 
 @pytest.mark.parametrize("teacher_ddp", [False, True])
 def test_dino_training_checkpoint_uses_the_teacher(teacher_ddp, tmp_path):
-    """SPEC §3.1: plain teacher -> backbone.*, ICS teacher (BN) -> module.backbone.*; student always module.*."""
+    """docs/reference.md §3.1: plain teacher -> backbone.*, ICS teacher (BN) -> module.backbone.*; student always module.*."""
     arch = "vit_tiny_ics" if teacher_ddp else "vit_tiny"
     teacher, student = reference(arch, img_size=(128, 64), seed=1), reference(arch, img_size=(128, 64), seed=2)
     torch.save(_dino_checkpoint(teacher, student, 192, teacher_ddp), tmp_path / "checkpoint.pth")
@@ -85,7 +85,7 @@ def test_dino_training_checkpoint_uses_the_teacher(teacher_ddp, tmp_path):
 
 
 def test_transreid_finetuned_checkpoint(tmp_path):
-    """SPEC §3.4: build_transformer state dict = base.* (with the unused base.fc) + bottleneck.* + classifier.weight."""
+    """docs/reference.md §3.4: build_transformer state dict = base.* (with the unused base.fc) + bottleneck.* + classifier.weight."""
     ref = reference("vit_tiny_ics", img_size=(128, 64), seed=4)
     sd = {f"base.{k}": v for k, v in ref.state_dict().items()}  # includes base.fc.weight / base.fc.bias
     sd |= {"bottleneck.weight": torch.ones(192), "bottleneck.bias": torch.zeros(192),
@@ -135,7 +135,7 @@ def test_old_timm_2d_patch_embedding_is_reshaped():
     _assert_same_features(model, ref, size=(128, 64))
 
 
-# --- position-embedding resizing (SPEC §3.4) ------------------------------------------------------------------------
+# --- position-embedding resizing (docs/reference.md §3.4) -----------------------------------------------------------
 def test_resize_pos_embed_bilinear_hand_computed():
     """A table whose value is the row index: bilinear (align_corners False) 16 -> 24 rows samples row
     y_src = (i + 0.5) * 16 / 24 - 0.5, clamped to [0, 15]; columns stay (8 -> 8)."""
@@ -158,7 +158,7 @@ def test_resize_pos_embed_infers_square_imagenet_grid_and_refuses_unknown():
 
 
 def test_vit_base_ics_256x128_weights_into_384x128_model():
-    """ViT-B+ICS is pre-trained at 256x128 and fine-tuned at 384x128 (SPEC §3.4, §10): 129 -> 193 tokens."""
+    """ViT-B+ICS is pre-trained at 256x128 and fine-tuned at 384x128 (docs/reference.md §3.4, §10): 129 -> 193 tokens."""
     ref = reference("vit_base_ics", img_size=(256, 128), seed=8)
     flat = {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}
     model = empty_backbone("vit_base_ics", img_size=(384, 128))

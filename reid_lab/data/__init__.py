@@ -1,4 +1,4 @@
-"""Datasets, samplers and transforms (SPEC §4.3, §5.4, §7).
+"""Datasets, samplers and transforms (docs/reference.md §4.3, §5.4, §7).
 
 Build a labelled dataset by name, torchreid-style::
 

@@ -1,7 +1,7 @@
 """Common types of the labelled ReID datasets: records, the split container, image loading and checks.
 
 Every builder (:mod:`.market1501`, :mod:`.msmt17`, :mod:`.custom`) returns a :class:`ReIDDataset` whose splits are
-lists of :class:`Sample` ``(path, pid, camid)`` — the record layout of cluster-contrast (SPEC §7.1; TransReID adds a
+lists of :class:`Sample` ``(path, pid, camid)`` — the record layout of cluster-contrast (docs/reference.md §7.1; TransReID adds a
 constant ``trackid=1`` that nothing uses). All file-system checks happen when a dataset is *built*, so a bad file
 fails in the notebook cell that built the dataset, never later inside a DataLoader worker.
 """
@@ -314,7 +314,7 @@ def relabel(samples: list[Sample], offset: int = 0) -> list[Sample]:
 
 
 def merge_market_msmt(market: ReIDDataset, msmt: ReIDDataset) -> ReIDDataset:
-    """The "MM" set that trains the CFS target proxy (SPEC §7.4, official ``datasets/mm.py``).
+    """The "MM" set that trains the CFS target proxy (docs/reference.md §7.4, official ``datasets/mm.py``).
 
     Train = MSMT17 train with its pids as they are, plus Market-1501 train relabelled in sorted pid order and
     offset by ``msmt.num_train_pids`` (1041 on the real data); Market camera ids are offset by the MSMT camera

@@ -1,4 +1,4 @@
-"""Your own labelled data as person folders (USERS.md P16: custom datasets, optional camera ids).
+"""Your own labelled data as person folders (custom datasets with optional camera ids, docs/reference.md §12.6).
 
 Layout::
 
@@ -12,7 +12,7 @@ named group ``cam`` searched in each file name (e.g. ``r"_c(?P<cam>\\d+)"`` for 
 Camera labels of any form are mapped to ``0..C-1`` in sorted order (numerically when all are integers).
 
 **Without camera ids** every train and query image gets camid 0 and every gallery image camid 1. The
-Market-1501 protocol (SPEC §4.6) drops gallery images with the query's pid *and* camid, so with this choice it
+Market-1501 protocol (docs/reference.md §4.6) drops gallery images with the query's pid *and* camid, so with this choice it
 drops nothing: every same-person gallery image counts as a true match. That is right when query and gallery were
 captured separately; if the gallery holds near-duplicates of a query (frames of the same track), supply camera ids
 so that those are excluded, or the scores will be optimistic. SIE-style camera embeddings learn nothing from the

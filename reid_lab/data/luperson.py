@@ -1,4 +1,4 @@
-"""LUPerson-style unlabeled image pools and the CFS ranked list (SPEC §1.3, §1.4, §2.8, §7.5).
+"""LUPerson-style unlabeled image pools and the CFS ranked list (docs/reference.md §1.3, §1.4, §2.8, §7.5).
 
 Layout: ``root/images/<key>.jpg`` (the LMDB release decoded to JPEG files, key like ``34_01_0341_00001865``) and
 optionally a ranked list of those file names, most ReID-relevant first. Two list formats are read:
@@ -8,7 +8,7 @@ optionally a ranked list of those file names, most ReID-relevant first. Two list
   refuses every global reference, so a malicious pickle cannot run code; anything but a list/tuple of ``str`` is
   refused with an explanation.
 
-Differences from the official ``dino/main_dino.py`` (SPEC §1.3, §9.23): with a ranked list only the kept entries
+Differences from the official ``dino/main_dino.py`` (docs/reference.md §1.3, §9.23): with a ranked list only the kept entries
 are checked (the official scans all 4.18 M files first); ``keep_ratio`` rounds half up, which reproduces the
 README's ``keep_num`` values (50 % → 2,090,122, 60 % → 2,508,146 of 4,180,243).
 """
@@ -123,7 +123,7 @@ def write_cfs_pickle(names: Iterable[str], path: str | os.PathLike) -> Path:
 def keep_count(total: int, keep_num: int | None = None, keep_ratio: float | None = None) -> int:
     """How many head entries of a ranked list of length ``total`` to keep (exactly one of the two arguments).
 
-    ``keep_ratio`` rounds half up: ``keep_count(4_180_243, keep_ratio=0.5) == 2_090_122`` (SPEC §1.4).
+    ``keep_ratio`` rounds half up: ``keep_count(4_180_243, keep_ratio=0.5) == 2_090_122`` (docs/reference.md §1.4).
     """
     if (keep_num is None) == (keep_ratio is None):
         raise ValueError("with a ranked list give exactly one of keep_num or keep_ratio "
@@ -174,7 +174,7 @@ class PathSequence(Sequence[Path]):
 
 
 def find_images_dir(root: str | os.PathLike) -> Path:
-    """``root/images`` if it exists (SPEC §2.8 layout), else ``root`` itself (a folder of images)."""
+    """``root/images`` if it exists (docs/reference.md §2.8 layout), else ``root`` itself (a folder of images)."""
     root = require_dir(Path(root).expanduser(), "image pool root")
     return root / "images" if (root / "images").is_dir() else root
 
@@ -197,7 +197,7 @@ def scan_images(folder: Path) -> list[str]:
 
 
 class LUPersonPool:
-    """An unlabeled pool of person images, optionally the head of a CFS-ranked list (SPEC §1.3, §2.8).
+    """An unlabeled pool of person images, optionally the head of a CFS-ranked list (docs/reference.md §1.3, §2.8).
 
     Args:
         root: folder holding ``images/`` (or the images folder itself).
@@ -263,7 +263,7 @@ class LUPersonPool:
         return len(self.names)
 
     def to_samples(self) -> list[Sample]:
-        """The pool as :class:`Sample` records with pid 0 and camid 0 (as ``ImageFolder`` labels, SPEC §7.5)."""
+        """The pool as :class:`Sample` records with pid 0 and camid 0 (as ``ImageFolder`` labels, docs/reference.md §7.5)."""
         return [Sample(str(p), 0, 0) for p in self.samples]
 
     def summary(self) -> str:

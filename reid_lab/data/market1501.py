@@ -1,4 +1,4 @@
-"""Market-1501 (Zheng et al., ICCV 2015) in its released folder layout (SPEC §7.1).
+"""Market-1501 (Zheng et al., ICCV 2015) in its released folder layout (docs/reference.md §7.1).
 
 Reference loaders: ``transreid_pytorch/datasets/market1501.py`` and
 ``cluster-contrast-reid/clustercontrast/datasets/market1501.py``. Download: http://zheng-lab.cecs.anu.edu.au/Project/project_reid.html
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 PARENT_NAMES = ("market1501", "Market-1501-v15.09.15", "market1501/Market-1501-v15.09.15")
 # Official regex ``([-\d]+)_c(\d)``, here anchored at the start of the *file name*: the official code searches
-# the full path, so a parent folder such as ``.../12_c3x/`` was parsed as pid 12, camera 3 (SPEC §9.28).
+# the full path, so a parent folder such as ``.../12_c3x/`` was parsed as pid 12, camera 3 (docs/reference.md §9.28).
 _NAME_RE = re.compile(r"^(-?\d+)_c(\d)")
 
 
@@ -87,10 +87,10 @@ def _read_split(folder: Path, split: str, max_pid: int, num_cams: int) -> list[S
 
 
 class Market1501(ReIDDataset):
-    """Market-1501 as a :class:`~reid_lab.data.base.ReIDDataset` (SPEC §7.1).
+    """Market-1501 as a :class:`~reid_lab.data.base.ReIDDataset` (docs/reference.md §7.1).
 
     Differences from the official loader, on purpose: ids are parsed from the file *name*, not the full path
-    (SPEC §9.28); train ids are relabelled in sorted order (the official relies on set iteration order, which is
+    (docs/reference.md §9.28); train ids are relabelled in sorted order (the official relies on set iteration order, which is
     sorted in practice); files are listed in sorted order in every split; ``.jpeg``/``.png`` are accepted too.
 
     Args:

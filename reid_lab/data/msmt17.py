@@ -1,9 +1,9 @@
-"""MSMT17 (Wei et al., CVPR 2018), releases V1 and V2 (SPEC §7.2).
+"""MSMT17 (Wei et al., CVPR 2018), releases V1 and V2 (docs/reference.md §7.2).
 
 Reference loader: ``transreid_pytorch/datasets/msmt17.py`` (same logic in cluster-contrast). Layout of ``root``::
 
     list_train.txt  list_val.txt  list_query.txt  list_gallery.txt     lines "<relpath> <pid>"
-    train/ test/                          (V1; the paper's numbers, SPEC §7.2)
+    train/ test/                          (V1; the paper's numbers, docs/reference.md §7.2)
     mask_train_v2/ mask_test_v2/          (V2: faces blurred)
 
 Train = list_train (30,248) + list_val (2,373) = 32,621 images of 1,041 ids; query 11,659 images of 3,060 ids;
@@ -136,14 +136,14 @@ def _require_contiguous(samples: list[Sample], what: str) -> None:
 
 
 class MSMT17(ReIDDataset):
-    """MSMT17 as a :class:`~reid_lab.data.base.ReIDDataset` (SPEC §7.2).
+    """MSMT17 as a :class:`~reid_lab.data.base.ReIDDataset` (docs/reference.md §7.2).
 
     Args:
         root: the MSMT17 folder, or a parent holding ``MSMT17/``, ``MSMT17_V1/`` or ``MSMT17_V2/``.
         version: ``"auto"`` detects V1 (``train/ test/``) or V2 (``mask_train_v2/ mask_test_v2/``) and refuses a
             folder holding both; ``"v1"``/``"v2"`` force one.
         include_val: train = list_train + list_val (official loaders); ``False`` = list_train only (as the
-            official "MM" merge, SPEC §7.4).
+            official "MM" merge, docs/reference.md §7.4).
         verify: image check at build time, see :func:`~reid_lab.data.base.verify_images` (``"full"`` decodes all
             126,441 files once — about a minute on a 2-core machine — and caches the result in
             ``.reid_lab_verified.tsv``; ``"header"`` is faster but misses truncated files; ``"none"`` skips it).

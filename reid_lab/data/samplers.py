@@ -1,4 +1,4 @@
-"""Identity-aware samplers for ReID training (SPEC §4.3, §5.4).
+"""Identity-aware samplers for ReID training (docs/reference.md §4.3, §5.4).
 
 * :class:`RandomIdentitySampler` — P identities × K images per batch (TransReID ``datasets/sampler.py``).
 * :class:`DistributedRandomIdentitySampler` — the same global list on every rank, one block per rank
@@ -72,7 +72,7 @@ class _EpochSampler(Sampler[int]):
 
 
 class RandomIdentitySampler(_EpochSampler):
-    """P×K sampling with the official semantics (SPEC §4.3).
+    """P×K sampling with the official semantics (docs/reference.md §4.3).
 
     Each epoch: every identity's images are shuffled (an identity with fewer than K images is first drawn K times
     with replacement) and cut into chunks of K (a remainder shorter than K is dropped); then, while at least P
@@ -131,7 +131,7 @@ class RandomIdentitySampler(_EpochSampler):
 
 
 class DistributedRandomIdentitySampler(RandomIdentitySampler):
-    """The P×K sampler split over ``num_replicas`` processes (SPEC §4.3 ``RandomIdentitySampler_DDP``).
+    """The P×K sampler split over ``num_replicas`` processes (docs/reference.md §4.3 ``RandomIdentitySampler_DDP``).
 
     Every rank builds the *same* global list (same ``seed`` and epoch; the seed must therefore be shared, not
     ``None``) and takes, from each global batch of ``batch_size``, its own block of ``batch_size / num_replicas``
@@ -172,7 +172,7 @@ class DistributedRandomIdentitySampler(RandomIdentitySampler):
 
 
 class RandomMultipleGallerySampler(_EpochSampler):
-    """Cluster-contrast's sampler over pseudo-labelled data (SPEC §5.4).
+    """Cluster-contrast's sampler over pseudo-labelled data (docs/reference.md §5.4).
 
     Each epoch visits every (pseudo-)identity once in random order and emits: one random image of it, then K−1
     more of the same identity taken from *other cameras* than that image (without replacement if there are at

@@ -1,14 +1,14 @@
-"""Image transforms of the supervised (SPEC §4.3) and unsupervised / domain-adaptive (SPEC §5.4) pipelines.
+"""Image transforms of the supervised (docs/reference.md §4.3) and unsupervised / domain-adaptive (§5.4) pipelines.
 
 Both start from a PIL RGB image (``ImageDataset``) and end in a normalised ``(3, H, W)`` float tensor.
 
 Two documented differences between the official pipelines that are easy to miss:
 
-* **Test resize interpolation (SPEC §9.10).** TransReID resizes test images *bilinearly* (PIL default) although
+* **Test resize interpolation (docs/reference.md §9.10).** TransReID resizes test images *bilinearly* (PIL default) although
   training used bicubic; cluster-contrast uses bicubic for both. ``build_reid_transforms`` keeps TransReID's
   choice by default (``test_interpolation="bilinear"``), ``build_usl_transforms`` cluster-contrast's; both can be
   changed.
-* **Random-erasing fill (SPEC §9.11).** cluster-contrast fills erased boxes with the constants
+* **Random-erasing fill (docs/reference.md §9.11).** cluster-contrast fills erased boxes with the constants
   (0.485, 0.456, 0.406) — the ImageNet mean in *raw* [0, 1] pixel units — but erases after Normalize(0.5, 0.5),
   where those numbers mean a light grey (raw ≈ 0.74). The intent (erase with the mean colour) is met by filling
   with the ImageNet mean *in normalised units*, ``(m - 0.5) / 0.5 ≈ (-0.03, -0.09, -0.19)``, which is our default
@@ -55,14 +55,14 @@ def build_reid_transforms(
     train_interpolation: str = "bicubic",
     test_interpolation: str = "bilinear",
 ) -> T.Compose:
-    """TransReID's supervised transforms (SPEC §4.3, ``datasets/make_dataloader.py``).
+    """TransReID's supervised transforms (docs/reference.md §4.3, ``datasets/make_dataloader.py``).
 
     Train: Resize((H, W), bicubic) → RandomHorizontalFlip(flip_p) → Pad(padding, zeros) → RandomCrop((H, W)) →
     ToTensor → Normalize(mean, std) → timm ``RandomErasing(erase_p, mode='pixel', max_count=1)`` (area
     U(0.02, 1/3), log-uniform aspect in [0.3, 1/0.3], per-pixel N(0, 1) fill).
-    Test: Resize((H, W), bilinear as the official, SPEC §9.10) → ToTensor → Normalize(mean, std).
+    Test: Resize((H, W), bilinear as the official, docs/reference.md §9.10) → ToTensor → Normalize(mean, std).
 
-    ``mean``/``std`` are 0.5 for every LUPerson-pretrained model (SPEC §9.9).
+    ``mean``/``std`` are 0.5 for every LUPerson-pretrained model (docs/reference.md §9.9).
     """
     normalize = T.Normalize(mean=list(mean), std=list(std))
     if not train:
@@ -119,7 +119,7 @@ class MeanRandomErasing(torch.nn.Module):
 def usl_erase_fill(erase_fill: Literal["mean", "official", "zero"] | Sequence[float],
                    mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5)
                    ) -> tuple[float, float, float]:
-    """The normalised fill values for :class:`MeanRandomErasing` (see the module docstring, SPEC §9.11)."""
+    """The normalised fill values for :class:`MeanRandomErasing` (see the module docstring, docs/reference.md §9.11)."""
     if erase_fill == "mean":
         return tuple((m_img - m) / s for m_img, m, s in zip(IMAGENET_MEAN, mean, std))
     if erase_fill == "official":
@@ -144,14 +144,14 @@ def build_usl_transforms(
     std: Sequence[float] = (0.5, 0.5, 0.5),
     interpolation: str = "bicubic",
 ) -> T.Compose:
-    """cluster-contrast's transforms with ``--self-norm`` (SPEC §5.4).
+    """cluster-contrast's transforms with ``--self-norm`` (docs/reference.md §5.4).
 
     Train: Resize((H, W), bicubic) → RandomHorizontalFlip(0.5) → Pad(10) → RandomCrop((H, W)) → ToTensor →
     Normalize(0.5, 0.5) → :class:`MeanRandomErasing` (p 0.5, area U(0.02, 0.4), ratio U(0.3, 1/0.3)).
     Test: Resize((H, W), bicubic) → ToTensor → Normalize.
 
     ``erase_fill``: ``"mean"`` (default; ImageNet mean colour correctly normalised), ``"official"`` (the raw
-    constants the official code writes into the normalised tensor, SPEC §9.11), ``"zero"``, or 3 numbers.
+    constants the official code writes into the normalised tensor, docs/reference.md §9.11), ``"zero"``, or 3 numbers.
     """
     normalize = T.Normalize(mean=list(mean), std=list(std))
     resize = T.Resize((height, width), interpolation=_interp(interpolation))

@@ -1,4 +1,4 @@
-"""Backbones and heads (SPEC §2.1–2.4, §3, §4.1, §6).
+"""Backbones and heads (docs/reference.md §2.1–2.4, §3, §4.1, §6).
 
 * :func:`build_backbone` / :func:`list_backbones` — timm ViT-S/B (+ICS) and tiny CPU variants (:mod:`.vit`);
 * :class:`DINOHead`, :class:`BNNeckHead` — the DINO projection head and the TransReID BNNeck (:mod:`.heads`);

@@ -1,4 +1,4 @@
-"""Self-attention maps of ViT / ViT+ICS backbones for any input size and stride (SPEC §6, §9.19).
+"""Self-attention maps of ViT / ViT+ICS backbones for any input size and stride (docs/reference.md §6, §9.19).
 
 Training uses timm's fused ``F.scaled_dot_product_attention``, which never materialises the attention matrix; the
 functions here recompute it explicitly from a block's ``qkv`` projection, ``softmax(q·kᵀ·d^-½)``, with the same
@@ -6,7 +6,7 @@ weights, so the maps are exactly what the fused kernel computes.
 
 * :func:`last_selfattention` — the last block's attention, (B, heads, N, N) with N = 1 + gh·gw (DINO's
   ``get_last_selfattention``; the official ICS model has none, and the official script cannot load 256×128
-  checkpoints, SPEC §6).
+  checkpoints, docs/reference.md §6).
 * :func:`attention_rollout` — Abnar & Zuidema (2020), "Quantifying Attention Flow in Transformers": per block,
   fuse heads, add the identity for the residual path, ``Ã = (A + I) / 2`` renormalised, and multiply over blocks,
   ``R = Ã_L ⋯ Ã_1``.
@@ -103,7 +103,7 @@ def cls_attention_map(
     **rollout_kwargs,
 ) -> torch.Tensor:
     """CLS attention over the patches on the token grid: (B, heads, gh, gw) for ``"last"``, (B, 1, gh, gw) for
-    ``"rollout"``. Upsample by the patch stride for display (SPEC §6)."""
+    ``"rollout"``. Upsample by the patch stride for display (docs/reference.md §6)."""
     gh, gw = model.grid_for(x.shape[-2], x.shape[-1])
     if method == "last":
         a = last_selfattention(model, x)[:, :, 0, 1:]
@@ -117,7 +117,7 @@ def cls_attention_map(
 def attention_entropy_by_block(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(blocks, 2): per block, the mean normalised entropy of the CLS token's attention over the patch tokens
     (column 0) and of the patch tokens' attention over the patch tokens (column 1), each row renormalised over the
-    patches and divided by ln(gh·gw); 1 = uniform. Averaged over images, heads and rows (SPEC §6)."""
+    patches and divided by ln(gh·gw); 1 = uniform. Averaged over images, heads and rows (docs/reference.md §6)."""
     t = _embed(model, x)
     n = t.shape[1] - 1
     out = []

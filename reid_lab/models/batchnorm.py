@@ -1,6 +1,6 @@
 """BatchNorm statistics re-estimated on unlabelled images, without any gradient (AdaBN).
 
-The ICS stem (SPEC §2.2) holds BatchNorm layers (IBN's ``BN`` halves and ``conv.7``). A DINO run changes two
+The ICS stem (docs/reference.md §2.2) holds BatchNorm layers (IBN's ``BN`` halves and ``conv.7``). A DINO run changes two
 things in them: the learned affine parameters and filters, and the *running statistics* the teacher collected on
 person images. :func:`reestimate_bn` gives a model the second part alone — the statistics of a set of images,
 measured by forward passes in train mode under ``torch.no_grad()``.

@@ -1,4 +1,4 @@
-"""ONNX export of a backbone's feature extractor, with a parity check against PyTorch (USERS.md P13).
+"""ONNX export of a backbone's feature extractor, with a parity check against PyTorch (docs/reference.md §12.5).
 
 The exported graph maps ``images`` (B, 3, H, W) — already resized and normalised exactly as for PyTorch
 inference — to ``features`` (B, D), the CLS token after the final LayerNorm (eval mode: BatchNorm of the ICS stem

@@ -1,13 +1,13 @@
-"""Heads: DINO's projection head (SPEC §2.4) and TransReID's BNNeck + ID classifier (SPEC §4.1).
+"""Heads: DINO's projection head (docs/reference.md §2.4) and TransReID's BNNeck + ID classifier (§4.1).
 
 Key names follow the official checkpoints so heads load and save without key surgery:
 
 * :class:`DINOHead` — ``mlp.0``, ``mlp.2``, ``mlp.4`` (Linear layers between GELUs), ``last_layer.weight_g`` (out, 1)
-  and ``last_layer.weight_v`` (out, bottleneck) (SPEC §3.1). ``torch.nn.utils.weight_norm`` is deprecated and its
+  and ``last_layer.weight_v`` (out, bottleneck) (docs/reference.md §3.1). ``torch.nn.utils.weight_norm`` is deprecated and its
   replacement ``parametrizations.weight_norm`` names the tensors ``parametrizations.weight.original0/1``, so the
   weight-normalised layer is the small :class:`WeightNormLinear` with the official names.
 * :class:`BNNeckHead` — ``bottleneck.{weight,bias,running_mean,running_var,num_batches_tracked}`` and
-  ``classifier.weight`` (SPEC §3.4, the TransReID fine-tuned layout minus the ``base.`` backbone).
+  ``classifier.weight`` (docs/reference.md §3.4, the TransReID fine-tuned layout minus the ``base.`` backbone).
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class WeightNormLinear(nn.Module):
 
 
 class DINOHead(nn.Module):
-    """DINO projection head: MLP → L2 normalisation → weight-normalised linear to ``out_dim`` prototypes (SPEC §2.4).
+    """DINO projection head: MLP → L2 normalisation → weight-normalised linear to ``out_dim`` prototypes (docs/reference.md §2.4).
 
     With the defaults: Linear(D→2048) → GELU → Linear(2048→2048) → GELU → Linear(2048→256), ℓ2-normalise,
     ``last_layer`` = weight-normalised Linear(256→65,536, no bias) whose ``weight_g`` is filled with 1 and frozen
@@ -122,7 +122,7 @@ class DINOHead(nn.Module):
 
 
 class BNNeckHead(nn.Module):
-    """TransReID's BNNeck and ID classifier (SPEC §4.1; Luo et al., "Bag of Tricks").
+    """TransReID's BNNeck and ID classifier (docs/reference.md §4.1; Luo et al., "Bag of Tricks").
 
     ``bottleneck`` = BatchNorm1d(D), weight 1, bias 0 and **frozen** (``requires_grad=False``);
     ``classifier`` = Linear(D → num_classes, no bias), init N(0, 0.001).

@@ -1,18 +1,18 @@
-"""Patch embeddings: the plain (optionally overlapping) patchify layer and the ICS stem (SPEC §2.2, §4.1).
+"""Patch embeddings: the plain (optionally overlapping) patchify layer and the ICS stem (docs/reference.md §2.2, §4.1).
 
 Both modules map an image (B, 3, H, W) to a token grid (B, D, gh, gw) (the convolution's own layout; the grid
 size travels with the tensor, so any input size works); the transformer in :mod:`reid_lab.models.vit` flattens it
 and adds the CLS token and position embeddings.
 
 * :class:`PatchEmbed` — one Conv2d(3 → D, kernel 16, stride ``stride_size``). With ``stride_size`` < 16
-  the patches overlap as in TransReID: ``num_y = (H − 16) // stride + 1`` (SPEC §4.1).
+  the patches overlap as in TransReID: ``num_y = (H − 16) // stride + 1`` (docs/reference.md §4.1).
 * :class:`ICSPatchEmbed` — the IBN-based convolution stem of the paper ("ICS"): three convolutions
   (7×7/2, 3×3, 3×3; width 64; IBN, IBN, BN) followed by ``proj`` = Conv2d(64 → D, kernel 8, stride 8).
   Each token still covers a 16×16 input patch, so the grid equals plain ViT/16's.
 
-Parameter names equal the official state dicts (SPEC §3.3): ``proj.*``, ``conv.{0,1.IN,1.BN,3,4.IN,4.BN,6,7}.*``.
+Parameter names equal the official state dicts (docs/reference.md §3.3): ``proj.*``, ``conv.{0,1.IN,1.BN,3,4.IN,4.BN,6,7}.*``.
 
-Differences from the official code (SPEC §9):
+Differences from the official code (docs/reference.md §9):
 
 * §9.17 — with the ICS stem the official ``PatchEmbed`` silently replaces the configured ``STRIDE_SIZE`` by 8
   while its token count still uses the configured stride, so overlapping patches and ICS cannot be combined.
@@ -29,7 +29,7 @@ Initialisation (the official code leaves every convolution at PyTorch's default)
 
 * stem convolutions: Kaiming-normal (fan_out, ReLU), as in ResNet / IBN-Net where the IBN block comes from;
   IN/BN affine weight 1, bias 0;
-* ``proj``: PyTorch's default init, then **zero-mean filters and zero bias** (../shared/FINDINGS.md, "Why the
+* ``proj``: PyTorch's default init, then **zero-mean filters and zero bias** (docs/reference.md §11.4, "Why an
   ICS-like stem collapsed under DINO"). The stem ends in BN → ReLU, so every channel carries a positive mean
   (≈0.4 under batch statistics) that is the same for all images; a default-initialised projection turns it into
   a large component shared by all tokens of all images, and DINO collapses from step 0 (CLS cosine 0.9 between
@@ -62,7 +62,7 @@ class IBN(nn.Module):
     """Instance-Batch Normalisation (Pan et al., IBN-Net): IN on the first half of the channels, BN on the rest.
 
     ``IN`` = InstanceNorm2d(C/2, affine=True, no running statistics), ``BN`` = BatchNorm2d(C − C/2); the outputs
-    are concatenated, IN first (SPEC §2.2).
+    are concatenated, IN first (docs/reference.md §2.2).
     """
 
     def __init__(self, planes: int) -> None:
@@ -77,7 +77,7 @@ class IBN(nn.Module):
 
 
 def ics_stem(in_chans: int = 3, hidden_dim: int = 64) -> nn.Sequential:
-    """The convolutional part of ICS (SPEC §2.2 table): indices 0–8, overall stride 2."""
+    """The convolutional part of ICS (docs/reference.md §2.2 table): indices 0–8, overall stride 2."""
     return nn.Sequential(
         nn.Conv2d(in_chans, hidden_dim, kernel_size=7, stride=2, padding=3, bias=False),  # 0
         IBN(hidden_dim),  # 1
@@ -94,7 +94,7 @@ def ics_stem(in_chans: int = 3, hidden_dim: int = 64) -> nn.Sequential:
 class PatchEmbed(nn.Module):
     """Patchify layer: Conv2d(in_chans → D, kernel ``patch_size``, stride ``stride_size``), output (B, D, gh, gw).
 
-    ``stride_size < patch_size`` gives TransReID's overlapping patches (SPEC §4.1). Inputs of any size at least
+    ``stride_size < patch_size`` gives TransReID's overlapping patches (docs/reference.md §4.1). Inputs of any size at least
     one patch large are accepted; the grid is ``(H − patch) // stride + 1`` per side (see :meth:`grid_for`).
 
     The constructor accepts the keyword arguments timm's ``VisionTransformer`` passes to its ``embed_layer``.
@@ -146,8 +146,8 @@ class PatchEmbed(nn.Module):
 class ICSPatchEmbed(PatchEmbed):
     """ICS: IBN convolution stem (overall stride 2) + ``proj`` Conv2d(64 → D, kernel = patch/2, stride = stride/2).
 
-    With the default patch 16 / stride 16 this is exactly SPEC §2.2 (``proj`` kernel = stride = 8). Strides
-    below 16 are honoured (see the module docstring, SPEC §9.17); they must be even because the stem halves the
+    With the default patch 16 / stride 16 this is exactly docs/reference.md §2.2 (``proj`` kernel = stride = 8). Strides
+    below 16 are honoured (see the module docstring, docs/reference.md §9.17); they must be even because the stem halves the
     resolution.
     """
 

@@ -1,4 +1,4 @@
-"""Vision Transformers for person ReID on timm: ViT-S/16, ViT-B/16, ± the ICS stem (SPEC §2.1–2.3, §4.1).
+"""Vision Transformers for person ReID on timm: ViT-S/16, ViT-B/16, ± the ICS stem (docs/reference.md §2.1–2.3, §4.1).
 
 :class:`ReIDViT` *is* timm's ``VisionTransformer`` (its ``Block``, fused scaled-dot-product attention, ``DropPath``
 and weight init) configured as the official backbones: LayerNorm eps 1e-6, qkv bias, MLP ratio 4, a CLS token,
@@ -9,16 +9,16 @@ Only two pieces are replaced:
   ``stride_size`` < 16, TransReID) or :class:`~reid_lab.models.ics.ICSPatchEmbed` (the ICS stem);
 * ``_pos_embed`` — adds position embeddings for *any* input size: at the construction grid the stored table
   is used as is; at another grid (DINO's 128×64 local crops) the patch part is resized with the official
-  bicubic ``F.interpolate(scale_factor=((gh + 0.1) / OH, (gw + 0.1) / OW))`` and the CLS row is kept (SPEC §2.3).
+  bicubic ``F.interpolate(scale_factor=((gh + 0.1) / OH, (gw + 0.1) / OW))`` and the CLS row is kept (docs/reference.md §2.3).
 
-Parameter names equal the official state dicts (SPEC §3.3), so released weights load without key surgery:
+Parameter names equal the official state dicts (docs/reference.md §3.3), so released weights load without key surgery:
 ``cls_token``, ``pos_embed`` (1, 1 + N, D), ``patch_embed.proj.*``, ``patch_embed.conv.*`` (ICS),
 ``blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``.
 
 Contract: ``model(x)`` returns the CLS token after the final LayerNorm, shape (B, D) (``model.embed_dim`` = D);
 ``model.forward_tokens(x)`` returns all tokens after the final LayerNorm, shape (B, 1 + gh·gw, D).
 
-Differences from the official code, on purpose (SPEC §9):
+Differences from the official code, on purpose (docs/reference.md §9):
 
 * §9.14/§9.15 — no unused ``fc`` Linear(D, 1000) (the official ``Ours_ViT``/``TransReID`` keep one, hence
   "Load 172 / 174 layers"), no unreachable code; weight loading lives in :mod:`reid_lab.models.weights`.
@@ -52,7 +52,7 @@ __all__ = ["ArchSpec", "ARCHS", "ReIDViT", "build_backbone", "list_backbones"]
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """One backbone variant (SPEC §2.1)."""
+    """One backbone variant (docs/reference.md §2.1)."""
 
     embed_dim: int
     depth: int
@@ -128,7 +128,7 @@ class ReIDViT(VisionTransformer):
         return self.patch_embed.grid_for(height, width)
 
     def interpolate_pos_encoding(self, gh: int, gw: int) -> torch.Tensor:
-        """Position embeddings (1, 1 + gh·gw, D) for a ``gh`` × ``gw`` token grid (SPEC §2.3).
+        """Position embeddings (1, 1 + gh·gw, D) for a ``gh`` × ``gw`` token grid (docs/reference.md §2.3).
 
         Same grid as construction: the stored table. Otherwise DINO's bicubic resize of the patch part with
         ``scale_factor = ((gh + 0.1) / OH, (gw + 0.1) / OW)`` (the +0.1 avoids flooring to gh − 1), CLS row kept.
@@ -160,7 +160,7 @@ class ReIDViT(VisionTransformer):
         """Not supported (timm's version expects its own PatchEmbed); any input size already works at run time.
 
         To move the stored table to another size, build the model at that size and ``load_pretrained`` the weights
-        (bilinear resize, SPEC §3.4).
+        (bilinear resize, docs/reference.md §3.4).
         """
         raise NotImplementedError(
             "ReIDViT accepts any input size as is (bicubic position-embedding interpolation); to change the stored "
@@ -192,8 +192,8 @@ def build_backbone(
     Args:
         name: ``vit_tiny``, ``vit_tiny_ics``, ``vit_small``, ``vit_small_ics``, ``vit_base``, ``vit_base_ics``.
         img_size: (height, width) the position-embedding table is built for; ``None`` = the architecture's
-            default ((256, 128) for small/base, (128, 64) for tiny). Other input sizes still work (SPEC §2.3).
-        stride_size: patch stride; < 16 gives TransReID's overlapping patches (also with ICS, SPEC §9.17).
+            default ((256, 128) for small/base, (128, 64) for tiny). Other input sizes still work (docs/reference.md §2.3).
+        stride_size: patch stride; < 16 gives TransReID's overlapping patches (also with ICS, docs/reference.md §9.17).
         drop_path_rate: stochastic depth (0.1 DINO student / TransReID, 0.3 cluster-contrast, 0 DINO teacher).
         **kwargs: ``patch_size``, ``in_chans``, ``attn_drop_rate``, ``proj_drop_rate``, ``pos_drop_rate``.
 

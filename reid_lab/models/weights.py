@@ -1,7 +1,7 @@
-"""Loading backbone weights from every published checkpoint format (SPEC §3), safely.
+"""Loading backbone weights from every published checkpoint format (docs/reference.md §3), safely.
 
 :func:`load_pretrained` reads a file (or takes an in-memory dict), recognises its format, maps its keys onto the
-backbone's (SPEC §3.3 names), checks that it describes the same architecture, resizes the position embedding when
+backbone's (docs/reference.md §3.3 names), checks that it describes the same architecture, resizes the position embedding when
 the checkpoint was trained at another token grid, loads, and returns a :class:`LoadReport`.
 
 Recognised formats (checked in this order):
@@ -10,14 +10,14 @@ Recognised formats (checked in this order):
 ``reid_lab``           this project's own checkpoints: ``{"format": "reid_lab", "version": 1, "arch": name,
                        "img_size": [H, W], "stride_size": [sh, sw], "grid": [gh, gw], "model": state_dict,
                        ...any other keys (optimizer, epoch, config, metrics)}``. ``model`` holds the backbone
-                       (flat SPEC §3.3 keys; ``module.``/``backbone.`` prefixes and head keys are tolerated).
+                       (flat docs/reference.md §3.3 keys; ``module.``/``backbone.`` prefixes and head keys are tolerated).
                        Build one with :func:`make_checkpoint` and ``torch.save`` it.
-``dino_checkpoint``    ``main_dino.py``'s ``checkpoint.pth`` (SPEC §3.1): ``teacher``/``student``/``optimizer``/
+``dino_checkpoint``    ``main_dino.py``'s ``checkpoint.pth`` (docs/reference.md §3.1): ``teacher``/``student``/``optimizer``/
                        ``epoch``/``args``/``dino_loss``/``fp16_scaler``. The **teacher** is used (as the official
                        converter, §3.2); ``module.`` and ``backbone.`` are stripped, ``head.*`` is dropped.
-``transreid``          a TransReID / cluster-contrast fine-tuned model (SPEC §3.4): backbone under ``base.``;
+``transreid``          a TransReID / cluster-contrast fine-tuned model (docs/reference.md §3.4): backbone under ``base.``;
                        ``bottleneck.*``, ``classifier.*`` and the unused ``base.fc.*`` are dropped.
-``flat_backbone``      the released converted backbones (SPEC §3.2) and timm-style state dicts: flat keys;
+``flat_backbone``      the released converted backbones (docs/reference.md §3.2) and timm-style state dicts: flat keys;
                        ``head.*``/``fc.*``/``pre_logits.*``/``dist_token`` are dropped.
 =====================  =====================================================================================
 
@@ -29,7 +29,7 @@ allowed is ``argparse.Namespace`` (the ``args`` entry of DINO checkpoints; it ca
 code). A file that needs any other class is refused with :class:`UnsafeCheckpointError` — there is deliberately no
 fallback to ``weights_only=False``.
 
-Differences from the official ``load_param`` (SPEC §3.4, §9.16): a checkpoint of another architecture fails with
+Differences from the official ``load_param`` (docs/reference.md §3.4, §9.16): a checkpoint of another architecture fails with
 an :class:`ArchitectureMismatchError` naming both (the official code prints an error per key, or crashes with a
 ``KeyError`` inside its own ``except`` block); key filtering is by prefix, not substring (``'head' in k``);
 missing and unexpected keys are reported instead of a bare "Load n / m layers".
@@ -105,7 +105,7 @@ class ArchInfo:
 
 
 def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> ArchInfo:
-    """Infer embed dim, depth, stem type and token count from backbone keys and shapes (SPEC §3.3)."""
+    """Infer embed dim, depth, stem type and token count from backbone keys and shapes (docs/reference.md §3.3)."""
     embed_dim = None
     for key, dim in (("cls_token", -1), ("norm.weight", 0), ("pos_embed", -1), ("patch_embed.proj.weight", 0)):
         if key in state_dict:
@@ -128,7 +128,7 @@ def _torch_load(path: Path) -> Any:
 
 @dataclass
 class ParsedCheckpoint:
-    """A checkpoint reduced to its backbone: SPEC §3.3 keys, the recognised format and what was dropped."""
+    """A checkpoint reduced to its backbone: docs/reference.md §3.3 keys, the recognised format and what was dropped."""
 
     state_dict: dict[str, torch.Tensor]
     source_format: str
@@ -142,7 +142,7 @@ def _strip(prefix: str, key: str) -> str:
 
 
 def read_checkpoint(obj: Any, checkpoint_key: str | None = None) -> ParsedCheckpoint:
-    """Recognise a checkpoint's format and return its backbone state dict with SPEC §3.3 key names.
+    """Recognise a checkpoint's format and return its backbone state dict with docs/reference.md §3.3 key names.
 
     Args:
         obj: the loaded object (a dict). Use :func:`load_pretrained` to read files.
@@ -239,7 +239,7 @@ def resize_pos_embed(
     old_grid: tuple[int, int] | None = None,
     hw_ratio: float = 2,
 ) -> torch.Tensor:
-    """Resize a (1, 1 + N, D) position embedding to ``new_grid`` with bilinear interpolation, CLS row kept (SPEC §3.4).
+    """Resize a (1, 1 + N, D) position embedding to ``new_grid`` with bilinear interpolation, CLS row kept (docs/reference.md §3.4).
 
     Numerically the official ``resize_pos_embed`` (``F.interpolate(size=…, mode='bilinear')``, align_corners False):
     e.g. 16×8 → 24×8 for ViT-B+ICS fine-tuned at 384×128.
@@ -319,7 +319,7 @@ def load_pretrained(
     """Load backbone weights of any supported format into ``model`` (module docstring).
 
     Args:
-        model: a backbone from :func:`~reid_lab.models.build_backbone` (any module with SPEC §3.3 key names works).
+        model: a backbone from :func:`~reid_lab.models.build_backbone` (any module with docs/reference.md §3.3 key names works).
         path_or_state_dict: a checkpoint file, or an already-loaded dict.
         strict_arch: raise :class:`ArchitectureMismatchError` if the checkpoint is another architecture (embed dim,
             depth, stem, patch size), if a tensor's shape differs (other than a resizable ``pos_embed``) or if
@@ -328,7 +328,7 @@ def load_pretrained(
             checkpoint (``"model"`` default).
         pretrain_grid: token grid the checkpoint's ``pos_embed`` was trained at, when it cannot be inferred
             (reid_lab checkpoints record it; otherwise the official rule with ``pretrain_hw_ratio`` is used).
-        pretrain_hw_ratio: height/width ratio of the pre-training grid (2 for 256×128 person crops, SPEC §3.4).
+        pretrain_hw_ratio: height/width ratio of the pre-training grid (2 for 256×128 person crops, docs/reference.md §3.4).
 
     Returns:
         A :class:`LoadReport`.

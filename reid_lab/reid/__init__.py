@@ -1,4 +1,4 @@
-"""Supervised ReID fine-tuning (SPEC §4) and a small inference API.
+"""Supervised ReID fine-tuning (docs/reference.md §4) and a small inference API.
 
 * :func:`train`, :func:`evaluate` — the TransReID recipe (:mod:`.supervised`);
 * :class:`ReIDModel`, :func:`build_reid_model`, :func:`load_reid_model`, :func:`reid_checkpoint` (:mod:`.model`);

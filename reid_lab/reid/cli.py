@@ -1,4 +1,4 @@
-"""``reid-lab train`` and ``reid-lab evaluate``: supervised fine-tuning and evaluation from the shell (SPEC §4).
+"""``reid-lab train`` and ``reid-lab evaluate``: supervised fine-tuning and evaluation from the shell (docs/reference.md §4).
 
 Examples::
 
@@ -24,7 +24,7 @@ DATASETS = ("market1501", "msmt17", "mm")
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="tiny", help="config profile (default: tiny)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="market1501 | msmt17 | mm (= MSMT17 + Market train, SPEC §7.4); default: the profile's")
+                   help="market1501 | msmt17 | mm (= MSMT17 + Market train, docs/reference.md §7.4); default: the profile's")
     p.add_argument("--data-root", default=None, help="data root (default: $REID_LAB_DATA or data/)")
     add_msmt_version(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (torchrun: cuda:LOCAL_RANK)")
@@ -52,13 +52,13 @@ def add_supervised_parsers(subparsers: argparse._SubParsersAction) -> tuple[argp
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other SupervisedConfig field, e.g. --set warmup_epochs=5 (repeatable)")
     t.add_argument("--official-schedule", action="store_true",
-                   help="reproduce the official per-epoch lr off-by-one (SPEC §9.8)")
+                   help="reproduce the official per-epoch lr off-by-one (docs/reference.md §9.8)")
     t.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default="auto",
                    help="mixed precision (auto: bf16 on CUDA, fp32 on CPU)")
     add_dry_run(t)
     t.set_defaults(func=run_train_cli)
 
-    e = subparsers.add_parser("evaluate", help="evaluate a fine-tuned checkpoint (Market protocol, SPEC §4.6)")
+    e = subparsers.add_parser("evaluate", help="evaluate a fine-tuned checkpoint (Market protocol, docs/reference.md §4.6)")
     _common(e)
     e.add_argument("--checkpoint", required=True, help="model.pth / checkpoint.pth, or an official transformer_*.pth")
     e.add_argument("--arch", default=None, help="only for official files: backbone name (default: inferred)")

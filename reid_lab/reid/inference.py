@@ -1,7 +1,7 @@
 """A small inference API: embeddings for any images, and nearest-neighbour search without camera ids.
 
 * :func:`extract` — images (paths, PIL images, HxWx3 uint8 arrays, or an already-normalised (N, 3, H, W) tensor) →
-  (N, D) float32 embeddings: the pre-BN CLS feature, L2-normalised by default, exactly the test feature of SPEC §4.6;
+  (N, D) float32 embeddings: the pre-BN CLS feature, L2-normalised by default, exactly the test feature of docs/reference.md §4.6;
 * :func:`search` — for each query its ``k`` nearest gallery embeddings by squared Euclidean distance with faiss
   (``IndexFlatL2``; a GPU index when ``faiss.get_num_gpus() > 0``, the CPU index otherwise). On L2-normalised
   embeddings this is the official ranking; no identities or camera ids are needed (the Market protocol's
@@ -76,8 +76,8 @@ def extract(model: nn.Module, images_or_paths: Sequence[Any] | torch.Tensor, dev
         device: where to run.
         batch_size: images per forward pass.
         transform: PIL → tensor; default the TransReID test transform at the model's input size (bilinear resize,
-            mean = std = 0.5, SPEC §4.3).
-        normalize: L2-normalise the embeddings (the official test feature, SPEC §4.6).
+            mean = std = 0.5, docs/reference.md §4.3).
+        normalize: L2-normalise the embeddings (the official test feature, docs/reference.md §4.6).
         amp: bf16 autocast; ``None`` = on for CUDA.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Supervised ReID losses: ID cross-entropy and batch-hard triplet (SPEC §4.2, ``loss/make_loss.py``).
+"""Supervised ReID losses: ID cross-entropy and batch-hard triplet (docs/reference.md §4.2, ``loss/make_loss.py``).
 
 Official setting (every SSL config): ``softmax_triplet`` → loss = 1.0 · CE(logits, pid) + 1.0 · triplet, with
 
@@ -79,7 +79,7 @@ class LossParts:
 
 
 class ReIDLoss(nn.Module):
-    """``id_weight · CE + triplet_weight · triplet`` (SPEC §4.2; weights 1.0 and 1.0 in every config)."""
+    """``id_weight · CE + triplet_weight · triplet`` (docs/reference.md §4.2; weights 1.0 and 1.0 in every config)."""
 
     def __init__(self, label_smoothing: float = 0.0, margin: float | None = None, id_weight: float = 1.0,
                  triplet_weight: float = 1.0) -> None:

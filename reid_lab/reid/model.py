@@ -1,4 +1,4 @@
-"""The TransReID fine-tuning model: a ViT backbone + BNNeck + ID classifier (SPEC §4.1).
+"""The TransReID fine-tuning model: a ViT backbone + BNNeck + ID classifier (docs/reference.md §4.1).
 
 :class:`ReIDModel` keeps the official ``build_transformer`` state-dict layout — backbone under ``base.*``,
 ``bottleneck.*`` (BatchNorm1d, bias frozen) and ``classifier.weight`` (no bias) — so our checkpoints load in the
@@ -30,7 +30,7 @@ __all__ = ["ReIDModel", "build_reid_model", "reid_checkpoint", "load_reid_model"
 
 
 class ReIDModel(BNNeckHead):
-    """``base`` (a backbone returning the (B, D) CLS feature) followed by the BNNeck head (SPEC §4.1).
+    """``base`` (a backbone returning the (B, D) CLS feature) followed by the BNNeck head (docs/reference.md §4.1).
 
     It *is* a :class:`~reid_lab.models.BNNeckHead` with the backbone attached, so the neck and classifier keep
     their top-level official names (``bottleneck.*``, ``classifier.weight``) next to ``base.*``.
@@ -63,7 +63,7 @@ class ReIDModel(BNNeckHead):
 def build_reid_model(arch: str, num_classes: int, img_size: tuple[int, int] | None = None, *, stride_size: int = 16,
                      drop_path_rate: float = 0.1, pretrained: str | os.PathLike | Mapping[str, Any] | None = None,
                      neck_feat: Literal["before", "after"] = "before", checkpoint_key: str | None = None) -> ReIDModel:
-    """Build :class:`ReIDModel` and, with ``pretrained``, load backbone weights of any format SPEC §3 names
+    """Build :class:`ReIDModel` and, with ``pretrained``, load backbone weights of any format docs/reference.md §3 names
     (DINO ``checkpoint.pth`` → teacher, released backbones, TransReID ``base.*`` files, reid_lab checkpoints).
 
     The neck and classifier are always freshly initialised (the official ``load_param`` also skips them).
@@ -117,7 +117,7 @@ def load_reid_model(path_or_ckpt: str | os.PathLike | Mapping[str, Any], *, arch
     num_classes = int(ckpt.get("num_classes", state["classifier.weight"].shape[0] if "classifier.weight" in state else 0))
     model = ReIDModel(build_backbone(arch, img_size=img_size, stride_size=stride_size, drop_path_rate=0.0),
                       num_classes, ckpt.get("neck_feat", "before"))
-    state = {k: v for k, v in state.items() if not k.startswith("base.fc.")}  # official unused fc (SPEC §9.15)
+    state = {k: v for k, v in state.items() if not k.startswith("base.fc.")}  # official unused fc (docs/reference.md §9.15)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # tensor shapes differ

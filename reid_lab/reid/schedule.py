@@ -1,4 +1,4 @@
-"""Per-epoch cosine schedule with linear warm-up for supervised fine-tuning (SPEC §4.4, §9.8).
+"""Per-epoch cosine schedule with linear warm-up for supervised fine-tuning (docs/reference.md §4.4, §9.8).
 
 The official scheduler (timm ``CosineLRScheduler``: ``t_initial=E``, ``warmup_t=W``, ``warmup_lr_init=0.01·lr``,
 ``lr_min=0.002·lr``, no ``warmup_prefix``) is stepped at the **end** of each epoch, so 0-based epoch ``e`` trains
@@ -7,7 +7,7 @@ with ``lr(t=e)``::
     lr_g(t) = init + t · (base_g − init) / W                         t < W
     lr_g(t) = lr_min + ½ (base_g − lr_min) (1 + cos(π t / E))       t ≥ W
 
-with one shared ``init`` and ``lr_min`` for every group. Consequences (SPEC §9.8): epoch 1 trains at 1 % of the
+with one shared ``init`` and ``lr_min`` for every group. Consequences (docs/reference.md §9.8): epoch 1 trains at 1 % of the
 base lr for *all* groups (the bias lr ×2 is ignored there), the peak ``base`` is never used (3.80e-4 instead of
 4e-4 at BASE_LR 4e-4), and lr drops by 2 % between the last warm-up epoch and the first cosine epoch.
 

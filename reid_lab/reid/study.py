@@ -1,6 +1,6 @@
 """What pre-training buys: fine-tuning curves from several initialisations over several seeds (issue #4 goal).
 
-The paper's claim is about the fine-tuning a pre-trained backbone enables (SPEC §8.1), so the study fine-tunes each
+The paper's claim is about the fine-tuning a pre-trained backbone enables (docs/reference.md §8.1), so the study fine-tunes each
 initialisation with the same recipe, on the same labelled subset, evaluates every ``eval_period`` epochs (mAP at
 fixed fine-tuning budgets) and repeats over seeds; each seed draws its own labelled identities and its own
 training randomness, shared by all initialisations (a paired design). :func:`summarize` reports mean ± sd per

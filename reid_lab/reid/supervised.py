@@ -1,19 +1,19 @@
-"""Supervised ReID fine-tuning with the TransReID recipe (SPEC §4): train loop, evaluation, checkpoints.
+"""Supervised ReID fine-tuning with the TransReID recipe (docs/reference.md §4): train loop, evaluation, checkpoints.
 
 Entry points: :func:`train` (one CPU process, one GPU, or N processes under ``torchrun``) and :func:`evaluate`.
 
 The recipe (``transreid_pytorch``; every value comes from :class:`~reid_lab.config.SupervisedConfig`):
 
 * model: backbone + BNNeck + bias-free classifier (:class:`~reid_lab.reid.model.ReIDModel`), drop-path 0.1;
-* data: P×K identity sampler (16 × 4), TransReID train transform (SPEC §4.3), mean = std = 0.5;
+* data: P×K identity sampler (16 × 4), TransReID train transform (docs/reference.md §4.3), mean = std = 0.5;
 * loss: CE + soft-margin batch-hard triplet on the pre-BN feature (:class:`~reid_lab.reid.losses.ReIDLoss`);
 * optimiser: SGD, momentum 0.9, **one parameter group per tensor**, lr × ``bias_lr_factor`` (2) and
-  ``weight_decay_bias`` for tensors whose name contains "bias", no decay exclusions (SPEC §4.4);
+  ``weight_decay_bias`` for tensors whose name contains "bias", no decay exclusions (docs/reference.md §4.4);
 * schedule: per-epoch cosine with warm-up, :class:`~reid_lab.reid.schedule.WarmupCosineLR` (``official_schedule``
-  picks the official off-by-one, SPEC §9.8);
+  picks the official off-by-one, docs/reference.md §9.8);
 * evaluation every ``eval_period`` epochs and at the end: pre-BN CLS, L2-normalised, squared Euclidean, Market
   protocol, mAP / Rank-1/5/10 / mINP; with ``rerank`` also k-reciprocal re-ranking (k1 20, k2 6, λ 0.3), which the
-  official flag never reached (SPEC §9.7).
+  official flag never reached (docs/reference.md §9.7).
 
 Machinery shared with pre-training (:mod:`reid_lab.engine`): bf16 autocast on CUDA by default (fp16 + GradScaler
 or fp32 on request), torchrun DDP (:class:`~reid_lab.data.DistributedRandomIdentitySampler` splits each global P×K
@@ -23,7 +23,7 @@ states (``resume=True`` reproduces the uninterrupted run exactly), a NaN/inf gua
 
 Differences from the official code, on purpose: the lr schedule default (see the schedule module); re-ranking works;
 checkpoints never carry DDP's ``module.`` prefix; BN statistics stay per process under DDP, as in the official code
-(no SyncBN, SPEC §9.26).
+(no SyncBN, docs/reference.md §9.26).
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ _STRUCTURAL = ("arch", "height", "width", "batch_size", "num_instances")
 
 # ----------------------------------------------------------------------------------------------- optimiser
 def build_optimizer(model: nn.Module, cfg: SupervisedConfig) -> torch.optim.SGD:
-    """SGD with one group per trainable tensor (SPEC §4.4); "bias" in the name → lr × factor, bias weight decay."""
+    """SGD with one group per trainable tensor (docs/reference.md §4.4); "bias" in the name → lr × factor, bias weight decay."""
     groups = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -77,7 +77,7 @@ def build_optimizer(model: nn.Module, cfg: SupervisedConfig) -> torch.optim.SGD:
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, cfg: SupervisedConfig, official: bool = False) -> WarmupCosineLR:
-    """The per-epoch warm-up + cosine schedule of ``cfg`` over the optimizer's groups (SPEC §4.4)."""
+    """The per-epoch warm-up + cosine schedule of ``cfg`` over the optimizer's groups (docs/reference.md §4.4)."""
     base = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
     for g, lr in zip(optimizer.param_groups, base):
         g["initial_lr"] = lr
@@ -89,7 +89,7 @@ def build_schedule(optimizer: torch.optim.Optimizer, cfg: SupervisedConfig, offi
 def evaluate(model: nn.Module, dataset: ReIDDataset, device: str | torch.device, *, height: int, width: int,
              rerank: bool = False, batch_size: int = 128, num_workers: int = 0, flip: bool = False,
              progress: bool = True) -> dict[str, float]:
-    """Market-protocol metrics of ``model`` on ``dataset.query`` / ``dataset.gallery`` (SPEC §4.6).
+    """Market-protocol metrics of ``model`` on ``dataset.query`` / ``dataset.gallery`` (docs/reference.md §4.6).
 
     Returns fractions in [0, 1]: ``mAP``, ``rank1``, ``rank5``, ``rank10``, ``mINP`` and, with ``rerank``, the same
     keys prefixed ``rerank_``.
@@ -153,11 +153,11 @@ def train(cfg: SupervisedConfig, dataset: ReIDDataset, output_dir: str | os.Path
             ``model.pth`` (final weights + metrics, no optimizer). Both load with
             :func:`~reid_lab.reid.model.load_reid_model` and :func:`reid_lab.models.load_pretrained`.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``…; under torchrun each process takes ``cuda:LOCAL_RANK``.
-        pretrained: backbone initialisation (any format of SPEC §3; ``None`` = random init).
+        pretrained: backbone initialisation (any format of docs/reference.md §3; ``None`` = random init).
         resume: ``True`` continues from ``output_dir/checkpoint.pth`` if present; a path resumes from that file.
         num_workers: DataLoader workers per process.
         amp: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"bf16"``, ``"fp16"`` (GradScaler) or ``"none"``.
-        official_schedule: reproduce the official per-epoch lr off-by-one (SPEC §9.8); default
+        official_schedule: reproduce the official per-epoch lr off-by-one (docs/reference.md §9.8); default
             ``cfg.official_schedule``.
         eval_period: evaluate every N epochs (default ``cfg.eval_period``) and always after the last epoch.
         rerank: also report k-reciprocal re-ranked metrics (default ``cfg.rerank``).

@@ -1,4 +1,4 @@
-"""Pseudo labels for unsupervised ReID: k-reciprocal Jaccard distance + DBSCAN (SPEC §5.2 steps 2–3).
+"""Pseudo labels for unsupervised ReID: k-reciprocal Jaccard distance + DBSCAN (docs/reference.md §5.2 steps 2–3).
 
 :func:`jaccard_distance` is cluster-contrast's ``compute_jaccard_distance`` (k1=30, k2=6) and
 :func:`dbscan_pseudo_labels` its per-epoch clustering (``DBSCAN(eps, min_samples=4, metric="precomputed")``).
@@ -8,7 +8,7 @@ against true ids (display only; their figures are in :mod:`reid_lab.viz.usl`).
 Faithful details of the official code, reproduced on purpose:
 
 * The k-NN table has only ``k1`` columns (self included) although the code then slices ``[:k1+1]``: R(i, k1) is
-  computed from 30 neighbours, not 31 (SPEC §5.2 "slicing [:k1+1] returns only 30 columns"). Half sets use
+  computed from 30 neighbours, not 31 (docs/reference.md §5.2 step 2). Half sets use
   ``round(k1/2) + 1 = 16`` columns; query expansion ``initial_rank[i, :k2]``.
 * Weights ``V[i, j] = softmax_j(-(2 - 2 x_i.x_j))`` over the expanded set, i.e. exp of minus the squared distance
   of L2-normalised features, normalised over the set (the k-NN itself uses faiss squared L2).
@@ -26,7 +26,7 @@ Differences (documented, none changes a label):
 * Features must be L2-normalised (cluster-contrast's model output is). Non-normalised input triggers a
   ``UserWarning`` and is processed with the official formula anyway (the weights then no longer match the
   Euclidean k-NN ranking).
-* The faiss GPU index is used when available, never required (USERS P9); self is first in every neighbour row
+* The faiss GPU index is used when available, never required (docs/reference.md §12.2); self is first in every neighbour row
   even with duplicated features (:mod:`reid_lab.retrieval.neighbors`).
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ def jaccard_distance(
     dense: bool | None = None,
     max_distance: float | None = None,
 ) -> sp.csr_matrix | np.ndarray:
-    """k-reciprocal Jaccard distance between all rows of ``features`` (cluster-contrast, SPEC §5.2 step 2).
+    """k-reciprocal Jaccard distance between all rows of ``features`` (cluster-contrast, docs/reference.md §5.2 step 2).
 
     Args:
         features: (N, D) L2-normalised features, numpy or torch.
@@ -140,7 +140,7 @@ def dbscan_from_distance(
 
     Entries above ``eps`` are dropped and rows sorted before calling scikit-learn (smaller input, no
     ``EfficiencyWarning``); this cannot change the result because only entries ``<= eps`` are neighbours.
-    Useful for eps sweeps (USERS P18): compute :func:`jaccard_distance` once, cluster many times.
+    Useful for eps sweeps (docs/reference.md §12.7): compute :func:`jaccard_distance` once, cluster many times.
     """
     if not 0.0 < float(eps) < 1.0:
         raise ValueError(f"eps must be in (0, 1) for a Jaccard distance (absent entries are 1), got {eps!r}")
@@ -176,7 +176,7 @@ def dbscan_pseudo_labels(
 ) -> np.ndarray:
     """Cluster-contrast pseudo labels: Jaccard distance + ``DBSCAN(eps, min_samples, metric="precomputed")``.
 
-    SPEC §5.2 step 3: eps 0.6 (Market scripts) / 0.7 (MSMT scripts), min_samples 4. Returns int64 labels,
+    docs/reference.md §5.2 step 3: eps 0.6 (Market scripts) / 0.7 (MSMT scripts), min_samples 4. Returns int64 labels,
     −1 for outliers (which the official drops from the epoch's training set). Identical labels to DBSCAN on the
     official dense matrix (see module docstring).
     """
@@ -195,7 +195,7 @@ def dbscan_pseudo_labels(
 
 @dataclass(frozen=True)
 class PseudoLabelStats:
-    """Display-only summary of a pseudo-labelling (USERS P18: eps sweeps with cluster statistics)."""
+    """Display-only summary of a pseudo-labelling (eps sweeps with cluster statistics, docs/reference.md §12.7)."""
 
     num_samples: int
     num_clusters: int  # excludes the outlier label −1, as the official ``num_cluster``

@@ -1,4 +1,4 @@
-"""Where retrieval errors come from: is the camera a shortcut (FINDINGS.md: 54–65 % same-camera top-1)? Does the
+"""Where retrieval errors come from: is the camera a shortcut (docs/reference.md §11.2: 54–65 % same-camera top-1)? Does the
 background alone carry identity (:func:`keep_region`)? Do a backbone's frozen features key on the person or on the
 background (:func:`knn_by_region`, issue 17)?"""
 from __future__ import annotations

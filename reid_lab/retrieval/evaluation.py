@@ -1,6 +1,6 @@
 """ReID evaluation: feature extraction, distances and the Market-1501 ranking protocol (CMC, mAP, mINP).
 
-What the official code does (SPEC §4.6, TransReID-SSL ``transreid_pytorch/utils/metrics.py``):
+What the official code does (docs/reference.md §4.6, TransReID-SSL ``transreid_pytorch/utils/metrics.py``):
 
 * features of query and gallery, L2-normalised, squared Euclidean distance ‖q‖² + ‖g‖² − 2 q·g (no sqrt);
 * ``eval_func``: rank each query's gallery by ascending distance, drop gallery entries with the **same pid
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "RankResult",
+    "chance_map",
     "evaluate_rank",
     "evaluate_features",
     "euclidean_distance",
@@ -69,7 +70,7 @@ _LOW_BYTE = 0 if sys.byteorder == "little" else 7  # byte of a uint64 that holds
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class RankResult:
-    """Market-protocol ranking metrics (SPEC §4.6). All values are fractions in [0, 1].
+    """Market-protocol ranking metrics (docs/reference.md §4.6). All values are fractions in [0, 1].
 
     Attributes:
         cmc: float64 array of length ``min(max_rank, num_gallery)``; ``cmc[k-1]`` is the fraction of valid
@@ -196,7 +197,7 @@ def evaluate_rank(
     *,
     chunk_size: int = 256,
 ) -> RankResult:
-    """CMC, mAP and mINP under the Market-1501 protocol (official ``eval_func``, SPEC §4.6).
+    """CMC, mAP and mINP under the Market-1501 protocol (official ``eval_func``, docs/reference.md §4.6).
 
     Args:
         distmat: (num_query, num_gallery) distances, smaller = more similar; numpy or torch, any real dtype
@@ -262,6 +263,17 @@ def evaluate_rank(
     return RankResult(cmc=cmc, mAP=float(np.mean(per_query_ap[valid])), mINP=float(np.mean(per_query_inp[valid])),
                       num_valid_queries=num_valid, per_query_ap=per_query_ap, per_query_inp=per_query_inp,
                       num_gallery=num_g)
+
+
+def chance_map(q_pids: ArrayLike, g_pids: ArrayLike, q_camids: ArrayLike, g_camids: ArrayLike, *,
+               seeds: int = 5) -> tuple[float, float]:
+    """mAP of a random ranking under the same protocol: ``(mean, sd)`` over ``seeds`` uniform random distance
+    matrices (fractions). The floor every figure's mAP axis should show: a model near it has learned nothing."""
+    values = []
+    for seed in range(int(seeds)):
+        noise = np.random.default_rng(seed).random((len(q_pids), len(g_pids)), dtype=np.float32)
+        values.append(evaluate_rank(noise, q_pids, g_pids, q_camids, g_camids, max_rank=1).mAP)
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def _hit_positions(
@@ -373,7 +385,7 @@ def _row_chunks(n: int, chunk_size: int | None) -> range:
 
 
 def euclidean_distance(qf: ArrayLike, gf: ArrayLike, *, chunk_size: int | None = None) -> np.ndarray:
-    """Squared Euclidean distance ‖q‖² + ‖g‖² − 2 q·g (no sqrt), float32, as the official code (SPEC §4.6).
+    """Squared Euclidean distance ‖q‖² + ‖g‖² − 2 q·g (no sqrt), float32, as the official code (docs/reference.md §4.6).
 
     Same operations as the official ``euclidean_distance``: the two squared-norm terms are added, then one
     GEMM accumulates −2 q·gᵀ into that matrix in place (torch ``addmm_`` there). CPU features go through
@@ -429,7 +441,7 @@ def cosine_distance(qf: ArrayLike, gf: ArrayLike, *, chunk_size: int | None = No
 # Re-ranking (implemented in reid_lab.retrieval.reranking) and the R1_mAP_eval path
 # ---------------------------------------------------------------------------------------------------------
 def re_ranking(qf: ArrayLike, gf: ArrayLike, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
-    """k-reciprocal re-ranking (Zhong et al. 2017; SPEC §4.6); see :func:`reid_lab.retrieval.reranking.re_ranking`.
+    """k-reciprocal re-ranking (Zhong et al. 2017; docs/reference.md §4.6); see :func:`reid_lab.retrieval.reranking.re_ranking`.
 
     Imported lazily so this module does not depend on it at import time.
     """
@@ -453,10 +465,10 @@ def evaluate_features(
     lambda_value: float = 0.3,
     max_rank: int = 50,
 ) -> RankResult:
-    """The TransReID ``R1_mAP_eval`` path (SPEC §4.6): optional L2 normalisation, squared Euclidean distance
+    """The TransReID ``R1_mAP_eval`` path (docs/reference.md §4.6): optional L2 normalisation, squared Euclidean distance
     (or k-reciprocal re-ranking), then :func:`evaluate_rank`.
 
-    Differences from the official code (SPEC §9 items 6, 7): there ``TEST.FEAT_NORM`` is the string
+    Differences from the official code (docs/reference.md §9.6, §9.7): there ``TEST.FEAT_NORM`` is the string
     ``'yes'``/``'no'`` used as a boolean, so features are normalised even with ``'no'``; and
     ``TEST.RE_RANKING`` is never forwarded, so re-ranking never runs. Here ``normalize`` and ``rerank`` are
     real booleans and both are honoured. The official setting is ``normalize=True, rerank=False``;

@@ -1,7 +1,7 @@
 """Sparse k-reciprocal encoding shared by re-ranking and pseudo-labelling (Zhong et al., CVPR 2017).
 
-Both official implementations — TransReID ``utils/reranking.py`` (SPEC §4.6) and cluster-contrast
-``clustercontrast/utils/faiss_rerank.py`` (SPEC §5.2 step 2) — run the same five steps on a neighbour table
+Both official implementations — TransReID ``utils/reranking.py`` (docs/reference.md §4.6) and cluster-contrast
+``clustercontrast/utils/faiss_rerank.py`` (docs/reference.md §5.2 step 2) — run the same five steps on a neighbour table
 ``rank`` (row i = neighbours of i, nearest first, i itself at column 0):
 
 1. k-reciprocal sets ``R(i, k) = {j in rank[i, :k+1] : i in rank[j, :k+1]}``;

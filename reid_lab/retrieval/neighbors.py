@@ -1,7 +1,7 @@
-"""Exact k-nearest-neighbour search for the k-reciprocal machinery (SPEC §5.2 step 2, §9 item 4; USERS P9).
+"""Exact k-nearest-neighbour search for the k-reciprocal machinery (docs/reference.md §5.2 step 2, §9.4, §12.2).
 
 The official cluster-contrast code *forces* a faiss GPU index (``search_option = 2``), a frequently reported
-installation problem of USL ReID (USERS P9). Here faiss is used as follows:
+installation problem of USL ReID (docs/reference.md §12.2). Here faiss is used as follows:
 
 * GPU ``IndexFlatL2``/``IndexFlatIP`` (``faiss.index_cpu_to_all_gpus``) when faiss was built with GPU support and a
   GPU is visible, CPU ``IndexFlatL2``/``IndexFlatIP`` otherwise (an info log says so when a GPU was asked for; a
@@ -104,7 +104,7 @@ def _knn_faiss(faiss: Any, x: np.ndarray, k: int, metric: str, use_gpu: bool | N
             gpu_index.add(x)
             distances, indices = gpu_index.search(x, k)
             return distances, indices.astype(np.int64, copy=False)
-        except RuntimeError as err:  # e.g. a faiss-gpu build that does not match the CUDA driver (USERS P9)
+        except RuntimeError as err:  # e.g. a faiss-gpu build that does not match the CUDA driver
             logger.warning("faiss GPU search failed (%s); falling back to the exact CPU index", err)
     index.add(x)
     distances, indices = index.search(x, k)
@@ -164,7 +164,7 @@ def knn(
         raise ValueError(f"k must be an integer in [1, N={n}], got {k!r}")
     try:
         import faiss
-    except ImportError:  # USERS P9: faiss is optional
+    except ImportError:  # faiss is optional: users without it must still run
         logger.info("faiss is not importable; using the exact torch k-NN fallback")
         distances, indices = _knn_torch(x, int(k), metric, use_gpu)
     else:

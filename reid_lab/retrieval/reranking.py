@@ -1,7 +1,7 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) as TransReID's ``utils/reranking.py`` computes it (SPEC §4.6).
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) as TransReID's ``utils/reranking.py`` computes it (docs/reference.md §4.6).
 
 The official function is wired into TransReID-SSL's evaluator with k1=20, k2=6, lambda=0.3 but never called
-(SPEC §9 item 7); this module makes it usable. Numerics follow the official code step by step:
+(docs/reference.md §9.7); this module makes it usable. Numerics follow the official code step by step:
 
 * ``dist`` = squared Euclidean distances of all query+gallery features, ``|a|^2 + |b|^2 - 2 a.b`` computed with
   ``torch.addmm`` in float32 (no clamping of tiny negatives, as the official);
@@ -89,7 +89,7 @@ def _normalized_blocks(x: np.ndarray, block_rows: int) -> Iterator[tuple[int, np
 def scan_normalized_distance(
     qf: Any, gf: Any, k: int, *, block_rows: int = _BLOCK_ROWS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stream the official ``original_dist`` (SPEC §4.6) in row blocks without building it.
+    """Stream the official ``original_dist`` (docs/reference.md §4.6) in row blocks without building it.
 
     Args:
         qf: (nq, D) query features.
@@ -164,7 +164,7 @@ def _expanded_distances(
 
 
 def re_ranking(qf: Any, gf: Any, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
-    """k-reciprocal re-ranked distance matrix (SPEC §4.6; TransReID-SSL defaults k1=20, k2=6, lambda=0.3).
+    """k-reciprocal re-ranked distance matrix (docs/reference.md §4.6; TransReID-SSL defaults k1=20, k2=6, lambda=0.3).
 
     Args:
         qf: (nq, D) query features, numpy or torch (any device; computed on CPU in float32).

@@ -1,4 +1,4 @@
-"""Self-supervised pre-training: DINO with person multi-crop, ICS backbones and collapse monitoring (SPEC §2).
+"""Self-supervised pre-training: DINO with person multi-crop, ICS backbones and collapse monitoring (docs/reference.md §2).
 
 * :class:`DINOLoss` — the official loss with its running centre (:mod:`.loss`);
 * :class:`PersonMultiCrop`, :class:`MultiCropWrapper` — multi-crop augmentation and the per-resolution

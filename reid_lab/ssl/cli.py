@@ -8,7 +8,7 @@ Examples::
         --output runs/full/dino_vit_small_ics
     torchrun --nproc_per_node 8 -m reid_lab pretrain --profile full --arch vit_small_ics --data data/LUP ... --resume
 
-The full profile follows the official scripts (SPEC §2.7): 100 epochs, global batch 512, 60 % CFS keep ratio.
+The full profile follows the official scripts (docs/reference.md §2.7): 100 epochs, global batch 512, 60 % CFS keep ratio.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The DINO loss: cross-entropy between a centred, sharpened teacher and a tempered student (SPEC §2.4).
+"""The DINO loss: cross-entropy between a centred, sharpened teacher and a tempered student (docs/reference.md §2.4).
 
 Numerically the official ``DINOLoss`` of ``dino/main_dino.py``: for teacher views ``i`` (the 2 global crops)
 and student views ``v ≠ i`` (all crops), ``L = mean_{(i,v)} mean_b  -Σ_k p_t[i,b,k] log softmax(s[v,b]/τ_s)_k``
@@ -38,7 +38,7 @@ def teacher_temperature_schedule(warmup_teacher_temp: float, teacher_temp: float
 
 
 class DINOLoss(nn.Module):
-    """DINO self-distillation loss with a running centre (SPEC §2.4).
+    """DINO self-distillation loss with a running centre (docs/reference.md §2.4).
 
     Args:
         out_dim: number of prototypes K (head output size).

@@ -1,6 +1,6 @@
 """Collapse monitoring for DINO: teacher entropy, batch-mean entropy, CLS similarity, and a guard that stops a dead run.
 
-DINO can collapse in two ways (Caron et al. 2021, §5.3; FINDINGS.md "Why the ICS-like stem collapsed"):
+DINO can collapse in two ways (Caron et al. 2021, §5.3; docs/reference.md §11.4):
 
 * **uniform** — the centred teacher output is flat: per-sample teacher entropy → ln K and the loss → ln K.
   Centring pushes towards it; sharpening (τ_t = 0.04) pushes away. An ICS stem with a default-initialised token
@@ -10,7 +10,7 @@ DINO can collapse in two ways (Caron et al. 2021, §5.3; FINDINGS.md "Why the IC
 
 :class:`CollapseMonitor` keeps a window of per-step statistics and, once the learning-rate warm-up is over,
 raises :class:`CollapseError` with a clear message if the window's mean says the run is stuck in either state.
-:func:`mean_pairwise_cosine` is the feature-similarity check FINDINGS.md recommends at initialisation (< 0.5 on
+:func:`mean_pairwise_cosine` is the feature-similarity check docs/reference.md §11.4 recommends at initialisation (< 0.5 on
 a batch of distinct images).
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ class CollapseMonitor:
             logger.warning(
                 "at the first step the teacher's CLS features of distinct images have mean cosine %.2f (> %.2f): "
                 "the backbone maps every image to nearly the same vector and DINO may collapse to a uniform teacher "
-                "(FINDINGS.md: zero-mean token projection init, teacher in train mode with its own BN buffers)",
+                "(docs/reference.md §11.4: zero-mean token projection init, teacher in train mode with its own BN buffers)",
                 stats.cls_cosine, self.init_cosine_warning)
         self.recent.append(stats)
         self.steps += 1

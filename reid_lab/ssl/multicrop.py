@@ -1,4 +1,4 @@
-"""Person multi-crop augmentation and the wrapper that runs a backbone once per crop resolution (SPEC §2.4, §2.5).
+"""Person multi-crop augmentation and the wrapper that runs a backbone once per crop resolution (docs/reference.md §2.4, §2.5).
 
 :class:`PersonMultiCrop` turns one PIL image into ``2 + local_crops_number`` tensors, exactly the recipe of the
 official ``DataAugmentationDINO`` with the person sizes of TransReID-SSL (2 global 256×128 crops, 8 local 128×64):
@@ -9,13 +9,13 @@ every view            RandomResizedCrop(bicubic) → horizontal flip 0.5 → Col
 global 1              + Gaussian blur p 1.0
 global 2              + Gaussian blur p 0.1, solarisation p 0.2
 local                 + Gaussian blur p 0.5
-then                  ToTensor, Normalize with the ImageNet mean/std (SPEC §9.9: fine-tuning later uses 0.5/0.5)
+then                  ToTensor, Normalize with the ImageNet mean/std (docs/reference.md §9.9: fine-tuning later uses 0.5/0.5)
 ====================  ==========================================================================================
 
 The blur is PIL's ``GaussianBlur`` with radius ~ U(0.1, 2.0), as in the official code; its random numbers come
 from torch's generator (the official code used python's ``random``) so one seed drives every augmentation.
 ``jitter_strength`` scales the four jitter amounts (1.0 = official); ``ratio`` is the crop aspect-ratio range
-(torchvision's ImageNet default (3/4, 4/3) in the official code, SPEC §9.25).
+(torchvision's ImageNet default (3/4, 4/3) in the official code, docs/reference.md §9.25).
 
 :class:`MultiCropWrapper` concatenates crops of equal size, runs the backbone once per size (2 passes for the
 official recipe), and the head once on all CLS features.
@@ -60,7 +60,7 @@ def _pair(size: Sequence[int] | int, name: str) -> tuple[int, int]:
 
 
 class PersonMultiCrop:
-    """DINO multi-crop for person images: ``__call__(PIL image) -> [global1, global2, local1, …]`` (SPEC §2.5).
+    """DINO multi-crop for person images: ``__call__(PIL image) -> [global1, global2, local1, …]`` (docs/reference.md §2.5).
 
     Args:
         global_size, local_size: (height, width) of the crops — (256, 128) / (128, 64) in the paper.

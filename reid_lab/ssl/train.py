@@ -1,4 +1,4 @@
-"""DINO pre-training on a LUPerson-style pool: student, EMA teacher, schedules, DDP, checkpoints (SPEC §2.6, §3.1).
+"""DINO pre-training on a LUPerson-style pool: student, EMA teacher, schedules, DDP, checkpoints (docs/reference.md §2.6, §3.1).
 
 Entry point: :func:`pretrain`. One code path serves one CPU process, one GPU, or N processes launched by
 ``torchrun --nproc_per_node N -m reid_lab pretrain …`` (call :func:`reid_lab.engine.init_distributed` first;
@@ -9,14 +9,14 @@ What each step does (the official ``train_one_epoch`` of ``dino/main_dino.py``):
 1. set lr (linear warm-up then cosine, peak ``base_lr · batch/256``) and weight decay (cosine 0.04 → 0.4) for
    this iteration; weight decay only on the regularised group (parameters with ndim > 1);
 2. teacher forward on the 2 global crops — in **train mode**, so its BatchNorm (ICS stem) normalises with the
-   batch statistics and updates its *own* running buffers (SPEC §9.12; FINDINGS.md fix part 2); student
+   batch statistics and updates its *own* running buffers (docs/reference.md §9.12, §11.4 fix part 2); student
    forward on all crops; :class:`~reid_lab.ssl.loss.DINOLoss` (centre updated inside);
 3. NaN/inf guard (the loss is averaged over processes first, so all ranks stop together);
 4. backward (fp16: scaled), per-tensor gradient clipping at ``clip_grad``, last-layer gradients dropped while
    ``epoch < freeze_last_layer``, optimizer step;
 5. teacher EMA over **parameters only** with momentum cosine 0.996 → 1 per iteration.
 
-Checkpoints (``checkpoint.pth``, atomic, every epoch) follow DINO's schema (SPEC §3.1) — ``student``, ``teacher``,
+Checkpoints (``checkpoint.pth``, atomic, every epoch) follow DINO's schema (docs/reference.md §3.1) — ``student``, ``teacher``,
 ``optimizer``, ``epoch`` (finished epochs), ``args`` (a plain dict), ``dino_loss`` (``center``), ``fp16_scaler`` —
 plus ``format: "reid_lab-dino"``, ``config``, ``rng`` (per-rank generator states) and ``iters_per_epoch``.
 Difference from the official files: ``student``/``teacher`` keys never carry DDP's ``module.`` prefix (the same
@@ -102,8 +102,8 @@ def pool_paths(data: Any, cfg: PretrainConfig, ranked_list: str | os.PathLike | 
 
     ``data`` may be a pool object with ``.samples`` (e.g. :class:`reid_lab.data.LUPersonPool`), a list of image
     paths, or a LUPerson-style folder (``<root>/images/*.jpg``). For a folder the CFS subset rule applies
-    (SPEC §1.3): with ``keep_num`` or ``cfg.keep_ratio`` the head of ``ranked_list`` is kept — by default
-    ``<root>/CFS_list.pkl`` (SPEC §2.8 layout); with neither, every image under the folder.
+    (docs/reference.md §1.3): with ``keep_num`` or ``cfg.keep_ratio`` the head of ``ranked_list`` is kept — by default
+    ``<root>/CFS_list.pkl`` (docs/reference.md §2.8 layout); with neither, every image under the folder.
     """
     if hasattr(data, "samples"):
         paths: Sequence[Path] = data.samples
@@ -141,7 +141,7 @@ AUGMENTS = ("pil", "batched")
 
 
 def build_multicrop(cfg: PretrainConfig, jitter_strength: float | None = None, batched: bool = False):
-    """The multi-crop transform of ``cfg`` (SPEC §2.5); ``jitter_strength`` defaults to ``cfg.jitter_strength``.
+    """The multi-crop transform of ``cfg`` (docs/reference.md §2.5); ``jitter_strength`` defaults to ``cfg.jitter_strength``.
 
     ``batched=True`` gives the tensor-side :class:`~reid_lab.ssl.batched_multicrop.BatchedMultiCrop` (same
     arguments) instead of the per-image PIL :class:`~reid_lab.ssl.multicrop.PersonMultiCrop`.
@@ -171,7 +171,7 @@ def param_groups(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def clip_gradients_per_tensor(model: nn.Module, clip: float) -> None:
-    """Scale each gradient tensor so its own L2 norm is ≤ ``clip`` (DINO ``utils.clip_gradients``, SPEC §9.13)."""
+    """Scale each gradient tensor so its own L2 norm is ≤ ``clip`` (DINO ``utils.clip_gradients``, docs/reference.md §9.13)."""
     for param in model.parameters():
         if param.grad is not None:
             coef = clip / (param.grad.norm(2) + 1e-6)
@@ -179,7 +179,7 @@ def clip_gradients_per_tensor(model: nn.Module, clip: float) -> None:
 
 
 def build_dino_model(cfg: PretrainConfig, drop_path_rate: float) -> MultiCropWrapper:
-    """Backbone ``cfg.arch`` at ``cfg.global_size`` + DINOHead, wrapped for multi-crop (SPEC §2.1, §2.4)."""
+    """Backbone ``cfg.arch`` at ``cfg.global_size`` + DINOHead, wrapped for multi-crop (docs/reference.md §2.1, §2.4)."""
     from ..models import DINOHead, build_backbone
 
     backbone = build_backbone(cfg.arch, img_size=tuple(cfg.global_size), drop_path_rate=drop_path_rate)
@@ -193,7 +193,7 @@ def _has_batchnorm(model: nn.Module) -> bool:
 
 
 class DINOTrainer:
-    """Student, teacher, loss, optimizer, schedules and one training step (SPEC §2.6).
+    """Student, teacher, loss, optimizer, schedules and one training step (docs/reference.md §2.6).
 
     Args:
         cfg: the pre-training config.
@@ -217,7 +217,7 @@ class DINOTrainer:
         self.amp = engine.resolve_amp(amp, device)
 
         student = build_dino_model(cfg, drop_path_rate=cfg.drop_path_rate)
-        teacher = build_dino_model(cfg, drop_path_rate=0.0)  # SPEC §2.1: no stochastic depth in the teacher
+        teacher = build_dino_model(cfg, drop_path_rate=0.0)  # docs/reference.md §2.1: no stochastic depth in the teacher
         if self.dist.distributed and _has_batchnorm(student):
             if device.type == "cuda":
                 student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
@@ -316,7 +316,7 @@ class DINOTrainer:
 
     # -------------------------------------------------------------------------------------------------- state
     def state_dict(self, epoch: int, rng: list[dict[str, Any]] | None = None, extra_args: dict | None = None) -> dict:
-        """The checkpoint (DINO schema + reid_lab extras, SPEC §3.1); ``epoch`` = finished epochs."""
+        """The checkpoint (DINO schema + reid_lab extras, docs/reference.md §3.1); ``epoch`` = finished epochs."""
         args = {**to_dict(self.cfg), "world_size": self.dist.world_size, "amp": self.amp, **(extra_args or {})}
         return {
             "format": FORMAT,
@@ -352,7 +352,7 @@ class PretrainResult:
 
     output_dir: Path
     checkpoint: Path  # DINO-schema training checkpoint (resumable; loads with models.load_pretrained)
-    backbone_path: Path | None  # teacher backbone as a reid_lab checkpoint (cf. SPEC §3.2), once all epochs are done
+    backbone_path: Path | None  # teacher backbone as a reid_lab checkpoint (cf. docs/reference.md §3.2), once all epochs are done
     epochs_done: int
     finished: bool  # epochs_done == cfg.epochs
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch (also in log.jsonl)
@@ -379,7 +379,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
              collapse_window: int = 50, progress: bool = True, ranked_list: str | os.PathLike | None = None,
              keep_num: int | None = None, jitter_strength: float | None = None, probe: KNNProbe | None = None,
              probe_every: int = 50) -> PretrainResult:
-    """DINO pre-training of ``cfg.arch`` on an unlabelled person pool (SPEC §2.4–2.6).
+    """DINO pre-training of ``cfg.arch`` on an unlabelled person pool (docs/reference.md §2.4–2.6).
 
     Args:
         cfg: :class:`~reid_lab.config.PretrainConfig` (``resolve("pretrain", profile, ...)``); ``batch_size`` is
@@ -389,14 +389,14 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
         output_dir: receives ``checkpoint.pth`` (every epoch, atomic), ``log.jsonl`` (one line per epoch),
             ``steps.jsonl`` (one line per iteration: loss, entropies, CLS cosine, lr, momentum) and,
             once all epochs are done, ``teacher_backbone.pth`` (the teacher backbone — what the official
-            ``convert_model_dino.py`` extracts, SPEC §3.2 — as a :func:`reid_lab.models.make_checkpoint` dict that
+            ``convert_model_dino.py`` extracts, docs/reference.md §3.2 — as a :func:`reid_lab.models.make_checkpoint` dict that
             also records arch and token grid).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``…; under torchrun each process takes ``cuda:LOCAL_RANK``.
         resume: ``True`` continues from ``output_dir/checkpoint.pth`` if it exists; a path resumes from that file.
             Resuming reproduces the uninterrupted run (model, optimizer, scaler, centre, RNG states, sampler epoch).
         num_workers: DataLoader workers per process.
         amp: ``"auto"`` = bf16 autocast on CUDA, fp32 on CPU; ``"fp16"`` adds a GradScaler; ``"none"`` = fp32.
-        compile: ``torch.compile`` the backbones (FINDINGS.md: no gain on CPU).
+        compile: ``torch.compile`` the backbones (no gain on CPU, docs/reference.md §11.1).
         stop_after: stop once this many epochs are finished (as if interrupted; the schedules still span
             ``cfg.epochs``).
         collapse_check: raise :class:`~reid_lab.ssl.monitor.CollapseError` if the run collapses after warm-up.
@@ -582,7 +582,7 @@ def pretrain(cfg: PretrainConfig, data: Any, output_dir: str | os.PathLike, devi
 # ----------------------------------------------------------------------------------------------- frozen evaluation
 def evaluate_retrieval(backbone: nn.Module, dataset: Any, image_size: Sequence[int], device: str | torch.device,
                        *, batch_size: int = 128, num_workers: int = 0, progress: bool = False):
-    """Frozen-feature retrieval on a ReID dataset's query/gallery split (Market protocol, SPEC §4.6).
+    """Frozen-feature retrieval on a ReID dataset's query/gallery split (Market protocol, docs/reference.md §4.6).
 
     CLS features of ``backbone`` in eval mode (ImageNet normalisation, as in DINO pre-training; test resize as
     TransReID), L2-normalised, squared Euclidean distance. Returns a

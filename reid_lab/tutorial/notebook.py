@@ -1,6 +1,6 @@
 """Notebook harness: the conventions every notebook follows, and the headless tutorial run.
 
-Conventions (STYLE.md §3):
+Conventions:
 
 * the first code cell is tagged ``parameters`` and holds ``PROFILE``, ``DATA_ROOT``, ``RUN_ROOT``, ``SEED``,
   ``DEVICE`` (papermill overrides them);

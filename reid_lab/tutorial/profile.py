@@ -33,7 +33,7 @@ def load_profile_data(profile: str, data_root: str | os.PathLike | None = None, 
                       progress: bool = True, msmt_version: str = "auto") -> ProfileData:
     """Generate (first use only) and load the synthetic worlds, or open the real datasets for ``full``.
 
-    ``full`` expects the layouts of SPEC §7 under the data root: ``market1501/``, ``MSMT17/`` and ``LUP/images``
+    ``full`` expects the layouts of docs/reference.md §7 under the data root: ``market1501/``, ``MSMT17/`` and ``LUP/images``
     (folder names in :class:`reid_lab.config.DataConfig`). ``msmt_version`` (``auto``/``v1``/``v2``) picks the
     MSMT17 release where the folder holds both (:class:`~reid_lab.data.MSMT17`).
     """

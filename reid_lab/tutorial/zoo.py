@@ -1,4 +1,4 @@
-"""Where the downstream notebooks find their pre-trained backbone (SPEC §2.7, FINDINGS "ship a checkpoint").
+"""Where the downstream notebooks find their pre-trained backbone (docs/reference.md §2.7, §11.7).
 
 Notebooks 01 and 03–06 start from a DINO backbone. In order of preference:
 
@@ -12,11 +12,14 @@ Notebooks 01 and 03–06 start from a DINO backbone. In order of preference:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from .. import paths
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ASSETS", "FINETUNED", "PRETRAIN_NOTEBOOK", "SUPERVISED_NOTEBOOK", "dino_backbone", "finetuned_model",
            "finetuned_provenance", "notebook_backbone", "provenance", "ship_backbone", "ship_finetuned",
@@ -145,19 +148,32 @@ def ship_finetuned(source: str | os.PathLike, profile: str, name: str, arch: str
 
 
 def finetuned_run(profile: str, name: str, folder: str | os.PathLike, dataset: Any, device: str, *,
-                  train: Any, force_retrain: bool = False, rerank: bool = True) -> dict[str, Any]:
+                  train: Any, force_retrain: bool = False, rerank: bool = True, config: Any = None) -> dict[str, Any]:
     """Train or load a fine-tuned SynthMarket model (notebook 03's four initialisations; UvA pattern).
 
-    Without ``force_retrain`` and with a shipped model for ``(profile, name)``, the model is placed in ``folder``
+    Without ``force_retrain`` and with a shipped model for ``(profile, name)`` that was trained with ``config``
+    (the config the notebook asks for: its seed, its knobs; ``None``: any), the model is placed in ``folder``
     as ``model.pth`` + ``log.jsonl`` (what :func:`reid_lab.reid.train` leaves there, so notebooks 05–06 find it) and
     evaluated now; otherwise ``train()`` (a zero-argument callable returning :func:`reid_lab.reid.train`'s dict)
-    runs. Returns that dict with ``"source"``: ``"shipped"`` or ``"trained"``.
+    runs — for another ``config`` with a warning naming the settings that differ from the shipped seed-0 run.
+    Returns that dict with ``"source"``: ``"shipped"`` or ``"trained"``.
     """
     import shutil
 
     from ..reid import evaluate, load_reid_model
 
     shipped = None if force_retrain else shipped_finetuned(profile, name)
+    if shipped is not None and config is not None:
+        from ..config import to_dict
+        from .exercises import config_changes, describe_changes
+
+        record = finetuned_provenance(profile, name) or {}
+        saved = record.get("config") or {"seed": record.get("seed")}  # an older record: its seed at least
+        changes = config_changes(saved, {k: v for k, v in to_dict(config).items() if "config" in record or k == "seed"})
+        if changes:
+            logger.warning("the shipped %r model was trained with other settings (%s): fine-tuning live instead",
+                           name, describe_changes(changes))
+            shipped = None
     if shipped is None:
         return {**train(), "source": "trained"}
     folder = Path(folder)

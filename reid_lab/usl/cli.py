@@ -1,4 +1,4 @@
-"""``reid-lab usl`` and ``reid-lab uda``: Cluster-Contrast unsupervised and domain-adaptive ReID (SPEC §5).
+"""``reid-lab usl`` and ``reid-lab uda``: Cluster-Contrast unsupervised and domain-adaptive ReID (docs/reference.md §5).
 
 Examples::
 
@@ -9,7 +9,7 @@ Examples::
 
 Full-profile defaults are the Market scripts (eps 0.6, 4-GPU BN chunks). With ``--dataset msmt17`` and the full
 profile the MSMT scripts' values apply unless given explicitly: eps 0.7, bn_chunks 2 (2 GPUs), eval_step 50
-(SPEC §5.6).
+(docs/reference.md §5.6).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["add_usl_parsers", "run_usl_cli", "run_uda_cli"]
 
 DATASETS = ("market1501", "msmt17")
-MSMT_SCRIPT_VALUES = {"eps": 0.7, "bn_chunks": 2, "eval_step": 50}  # msmt_usl.sh / msmt_uda.sh (SPEC §5.6)
+MSMT_SCRIPT_VALUES = {"eps": 0.7, "bn_chunks": 2, "eval_step": 50}  # msmt_usl.sh / msmt_uda.sh (docs/reference.md §5.6)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -157,14 +157,17 @@ def _init_path(profile: str, init: str, run_root: str | os.PathLike | None = Non
 def run_course_runs(profile: str, output: Path, device: str, names: list[str] | None = None,
                     seeds: list[int] | None = None, data_root: str | os.PathLike | None = None,
                     run_root: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
-                    init_paths: dict[str, Any] | None = None, only_finished: bool = False
-                    ) -> dict[str, dict[int, dict[str, Any]]]:
+                    init_paths: dict[str, Any] | None = None, only_finished: bool = False,
+                    exact_seeds: bool = False) -> dict[str, dict[int, dict[str, Any]]]:
     """Train (or read back) every requested run and seed; returns ``{name: {seed: summary}}`` (:func:`_summary`).
 
-    ``overrides``: config overrides for every run; ``init_paths``: ``{"dino_ics" | "supervised": path}`` replaces
-    where an initialisation is looked up (e.g. a notebook's own DINO run); ``only_finished`` reads back the runs
-    that have finished (``summary.json``) and skips the others instead of training them.
+    ``seeds``: the seeds of each run's own (:attr:`CourseRun.seeds`) to run, or with ``exact_seeds`` exactly these
+    for every run (a notebook's ``SEED``). ``overrides``: config overrides for every run; ``init_paths``:
+    ``{"dino_ics" | "supervised": path}`` replaces where an initialisation is looked up (e.g. a notebook's own DINO
+    run); ``only_finished`` reads back the runs that have finished (``summary.json``) and skips the others instead
+    of training them. A run folder whose checkpoint holds other settings is trained afresh, not read back.
     """
+    from ..tutorial.exercises import resumable
     from ..tutorial.profile import load_profile_data
     from .train import bn_only_transfer, train_uda, train_usl
 
@@ -177,26 +180,29 @@ def run_course_runs(profile: str, output: Path, device: str, names: list[str] | 
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for name in names:
         run = RUNS[name]
-        for seed in run.seeds if seeds is None else [s for s in seeds if s in run.seeds]:
+        for seed in run.seeds if seeds is None else [s for s in seeds if exact_seeds or s in run.seeds]:
             folder = output / name / f"seed{seed}"
             cfg = resolve(run.stage, profile, **{"arch": course_arch(profile), "dataset": run.target, "seed": seed, **run.overrides,
                                                  **({"source_dataset": run.source} if run.source else {}),
                                                  **(overrides or {})})
             began = time.perf_counter()
             summary_path = folder / "summary.json"
-            done = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+            fresh = not resumable(folder, cfg)  # another recipe in this folder: its summary is not this run's
+            done = json.loads(summary_path.read_text()) if summary_path.is_file() and not fresh else {}
             if only_finished and not done:
                 logger.warning("course %s seed %d has not finished: left out", name, seed)
                 continue
             if run.source:
                 source = (init_paths or {}).get("supervised") if run.source == "market1501" else None
                 source = source or _source_model(profile, run.source, data, output, device, run_root)
-                result = train_uda(cfg, data[run.target], source, folder, device=device, show_progress=False)
+                result = train_uda(cfg, data[run.target], source, folder, device=device, show_progress=False,
+                                   resume=not fresh)
                 bn_only = result.bn_adapted or done.get("bn_only") or bn_only_transfer(cfg, data[run.target], source,
                                                                                         device=device)
             else:
                 init = (init_paths or {}).get(run.init) or _init_path(profile, run.init, run_root)
-                result = train_usl(cfg, data[run.target], folder, init=init, device=device, show_progress=False)
+                result = train_usl(cfg, data[run.target], folder, init=init, device=device, show_progress=False,
+                                   resume=not fresh)
                 bn_only = {}
             minutes = (time.perf_counter() - began) / 60
             summary = _summary(result, bn_only, to_dict(cfg))
@@ -347,16 +353,42 @@ def train_or_load(profile: str, folder: str | os.PathLike, device: str, *, names
     """The course record for the notebooks: the shipped one (``source`` = ``"shipped"``), or — without one, or with
     ``force_retrain`` — the requested runs trained (or resumed) in ``folder`` now (``source`` = ``"trained"``).
 
-    ``names``/``seeds`` choose what trains live (default: every run, every seed of its own); ``overrides`` are
-    config overrides for live runs (e.g. a notebook's shorter ``epochs``). The record has :func:`course_record`'s
-    ``runs`` and the ``recipe``.
+    ``names``/``seeds`` choose what trains live (default: every run, every seed of its own; given seeds run for
+    every named run); ``overrides`` are config overrides for live runs (e.g. a notebook's ``RECIPE``). The shipped
+    record is used only when it holds what is asked: every named run with every given seed, and ``overrides`` that
+    leave the profile's recipe unchanged — otherwise the runs train live, with a warning saying why (a notebook's
+    ``SEED`` or knob is never answered by the shipped runs of other settings). The record has
+    :func:`course_record`'s ``runs`` and the ``recipe``.
     """
     shipped = None if force_retrain else load_course(profile)
+    missing = _not_in_record(shipped, profile, names, seeds, overrides) if shipped is not None else None
+    if missing:
+        logger.warning("the shipped %s course record does not hold %s: training live in %s", profile, missing, folder)
+        shipped = None
     if shipped is not None:
         return {**shipped, "source": "shipped"}
-    results = run_course_runs(profile, Path(folder), device, names, seeds, data_root, run_root, overrides, init_paths)
+    results = run_course_runs(profile, Path(folder), device, names, seeds, data_root, run_root, overrides, init_paths,
+                              exact_seeds=seeds is not None)
     return {"runs": course_record(results), "source": "trained", "folder": str(folder),
             "recipe": {stage: to_dict(resolve(stage, profile, **(overrides or {}))) for stage in ("usl", "uda")}}
+
+
+def _not_in_record(record: dict[str, Any], profile: str, names: list[str] | None, seeds: list[int] | None,
+                   overrides: dict[str, Any] | None) -> str | None:
+    """What of a request the shipped ``record`` lacks (``None``: it holds everything asked)."""
+    for stage in sorted({RUNS[n].stage for n in (names or list(RUNS)) if n in RUNS}):
+        asked = {k: v for k, v in (overrides or {}).items() if k in to_dict(resolve(stage, profile))}
+        changed = {k: v for k, v in asked.items() if getattr(resolve(stage, profile, **asked), k)
+                   != getattr(resolve(stage, profile), k)}
+        if changed:
+            return f"runs with {', '.join(f'{k}={v!r}' for k, v in changed.items())} (the shipped runs use the {stage} recipe)"
+    for name in names or ([] if seeds is None else list(RUNS)):
+        held = [int(s) for s in record["runs"].get(name, {}).get("seeds", [])]
+        lacking = [s for s in seeds or [] if s not in held]
+        if not held or lacking:
+            return (f"{name}" + (f" with seed(s) {', '.join(map(str, lacking))}" if lacking else "") +
+                    f" (shipped seeds: {', '.join(map(str, held)) or 'none'})")
+    return None
 
 
 def course_report(record: dict[str, Any], ablation: dict[str, Any] | None = None) -> str:

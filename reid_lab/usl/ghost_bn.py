@@ -1,10 +1,10 @@
-"""Ghost batch norm: the BatchNorm statistics of multi-GPU ``nn.DataParallel`` on one device (SPEC §5.1, USERS P1).
+"""Ghost batch norm: the BatchNorm statistics of multi-GPU ``nn.DataParallel`` on one device (docs/reference.md §5.1, §12.1).
 
 The official USL/UDA scripts wrap the model in ``nn.DataParallel`` over 4 GPUs (Market) or 2 GPUs (MSMT). With a
 batch of 256, each replica runs the *whole* forward on its ``batch.chunk(n_gpus)`` slice, so every BatchNorm
 layer (the BN neck, and the ICS stem's BN layers) normalises with the statistics of a 64-image (or 128-image)
 chunk. Running the same batch through one GPU normalises over 256 images instead — a different model, which is the
-usual explanation of the 5–20 mAP gap users report for single-GPU cluster-contrast runs (USERS P1).
+usual explanation of the 5–20 mAP gap users report for single-GPU cluster-contrast runs (docs/reference.md §12.1).
 
 What ``DataParallel`` does with the *running* statistics: ``replicate`` broadcasts the buffers to every device, and
 the copy on the first device *is* the original tensor (``comm.broadcast_coalesced`` returns the inputs themselves

@@ -1,4 +1,4 @@
-"""The cluster memory of Cluster Contrast with the hard-sample update (SPEC §5.3).
+"""The cluster memory of Cluster Contrast with the hard-sample update (docs/reference.md §5.3).
 
 One L2-normalised centroid per pseudo-identity, ``M`` of shape (C, D), initialised every epoch with the mean
 feature of each cluster (:func:`cluster_centroids`). For a batch of features ``f`` (normalised again) with pseudo
@@ -94,7 +94,7 @@ class _HardMemoryProduct(torch.autograd.Function):
 
 
 class ClusterMemory(nn.Module):
-    """Cluster-contrast memory with the hard-sample momentum update (module docstring, SPEC §5.3).
+    """Cluster-contrast memory with the hard-sample momentum update (module docstring, docs/reference.md §5.3).
 
     Args:
         centroids: (C, D) initial centroids (e.g. :func:`cluster_centroids`); stored normalised, float32.

@@ -1,28 +1,28 @@
-"""Unsupervised (USL) and domain-adaptive (UDA) ReID with Cluster Contrast (SPEC §5).
+"""Unsupervised (USL) and domain-adaptive (UDA) ReID with Cluster Contrast (docs/reference.md §5).
 
 Entry points: :func:`train_usl`, :func:`train_uda` (= USL on the target from a source-supervised checkpoint,
-SPEC §5.7), and the two steps of every epoch for notebooks — :func:`extract_features_for_clustering` and
+docs/reference.md §5.7), and the two steps of every epoch for notebooks — :func:`extract_features_for_clustering` and
 :func:`pseudo_label_epoch`.
 
-Each epoch (``examples/cluster_contrast_train_usl.py``, SPEC §5.2):
+Each epoch (``examples/cluster_contrast_train_usl.py``, docs/reference.md §5.2):
 
 1. features of ``sorted(dataset.train)`` — the model's output (post-BN, L2-normalised), test transform (bicubic
    resize, mean = std = 0.5), eval mode, no flip; ground-truth ids are never used;
 2. k-reciprocal Jaccard distance (k1 30, k2 6) and ``DBSCAN(eps, min_samples=4)``
    (:func:`reid_lab.retrieval.clustering.dbscan_pseudo_labels`); outliers are dropped for this epoch;
 3. a :class:`~reid_lab.usl.memory.ClusterMemory` initialised with the normalised cluster means (τ 0.05, hard-sample
-   update with momentum 0.2, SPEC §5.3) — of the training-forward features by default (below);
+   update with momentum 0.2, docs/reference.md §5.3) — of the training-forward features by default (below);
 4. ``iters`` iterations over the pseudo-labelled images: :class:`~reid_lab.data.RandomMultipleGallerySampler`
    (K = 8 per pseudo-id, preferring other cameras), batches of 256 cut from successive passes of the sampler
    (``drop_last``; the official ``IterLoader`` restarts the loader when it runs out), cluster-contrast's train
-   transform (SPEC §5.4) and the BN chunking of 4-GPU ``DataParallel`` (:mod:`reid_lab.usl.ghost_bn`);
+   transform (docs/reference.md §5.4) and the BN chunking of 4-GPU ``DataParallel`` (:mod:`reid_lab.usl.ghost_bn`);
 5. evaluation every ``eval_step`` epochs and after the last one (query/gallery, post-BN normalised features,
    squared Euclidean distance, Market protocol — :func:`reid_lab.retrieval.evaluation.evaluate_features`);
 6. ``StepLR(step_size, gamma=0.1).step()``.
 
-Optimiser (SPEC §5.4): SGD momentum 0.9 (``cfg.optimizer`` "Adam"/"AdamW" as the official options), lr 3.5e-4,
+Optimiser (docs/reference.md §5.4): SGD momentum 0.9 (``cfg.optimizer`` "Adam"/"AdamW" as the official options), lr 3.5e-4,
 weight decay 5e-4. The official code builds one parameter group per tensor with identical settings; one group is
-numerically the same and is what we build. Model (SPEC §5.1): backbone (drop path 0.3) → BatchNorm1d (bias frozen)
+numerically the same and is what we build. Model (docs/reference.md §5.1): backbone (drop path 0.3) → BatchNorm1d (bias frozen)
 → L2 normalisation, both in training and at test time (:class:`USLModel`).
 
 Machinery shared with the other trainers (:mod:`reid_lab.engine`): an atomic ``checkpoint.pth`` every epoch with the
@@ -39,15 +39,15 @@ statistics too), so ranks stay identical, weights and buffers.
 
 Differences from the official code, on purpose:
 
-* **Model selection.** The official script keeps ``model_best.pth.tar`` chosen by *test-set* mAP (SPEC §9.21), which
+* **Model selection.** The official script keeps ``model_best.pth.tar`` chosen by *test-set* mAP (docs/reference.md §9.21), which
   leaks the test labels into the reported number. We keep the **last epoch**; the test set is only evaluated for
   display. Likewise ARI/NMI of the pseudo labels against the true ids (when the dataset has them) are logged for
   display and never used for training or selection.
 * An epoch where DBSCAN finds no cluster (or too few images for one batch) logs a warning and skips training
   instead of crashing; the schedule still advances.
-* Random erasing fills with the correctly normalised mean colour (SPEC §9.11; see
+* Random erasing fills with the correctly normalised mean colour (docs/reference.md §9.11; see
   :func:`reid_lab.data.build_usl_transforms`).
-* The k-NN of the Jaccard distance uses a faiss GPU index only when one is available (SPEC §9.4, USERS P9).
+* The k-NN of the Jaccard distance uses a faiss GPU index only when one is available (docs/reference.md §9.4, §12.2).
 * **The memory in the coordinates of the training forward** (``USLConfig.memory_features = "train"``, the default;
   ``"eval"`` is the official behaviour). The official memory is initialised with the eval-mode clustering features.
   Through the fresh BN neck (running statistics 0 and 1) those all share one direction (mean pairwise cosine 0.999
@@ -114,7 +114,7 @@ _METRIC_KEYS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 # ----------------------------------------------------------------------------------------------- model
 class USLModel(ReIDModel):
-    """Backbone → BatchNorm1d (bias frozen) → L2 normalisation, in train *and* eval mode (SPEC §5.1).
+    """Backbone → BatchNorm1d (bias frozen) → L2 normalisation, in train *and* eval mode (docs/reference.md §5.1).
 
     A :class:`~reid_lab.reid.model.ReIDModel` without classifier (``num_classes=0``, ``neck_feat="after"``), so it
     keeps the ``base.*`` / ``bottleneck.*`` layout: :func:`~reid_lab.reid.model.reid_checkpoint` saves it,
@@ -136,7 +136,7 @@ def build_usl_model(cfg: USLConfig, init: str | os.PathLike | dict | None = None
     ``init``: ``None`` (random), or any file :func:`reid_lab.models.load_pretrained` reads — a DINO checkpoint
     (teacher), a released backbone, our supervised ``model.pth``/``checkpoint.pth`` or an official
     ``transformer_120.pth``. Only the backbone is taken; a source BN neck and classifier are discarded and the BN
-    head starts fresh (SPEC §5.7).
+    head starts fresh (docs/reference.md §5.7).
     """
     base = build_backbone(cfg.arch, img_size=(cfg.height, cfg.width), drop_path_rate=cfg.drop_path_rate)
     if init is not None:
@@ -180,7 +180,7 @@ class USLResult:
 
 @dataclass
 class PseudoLabels:
-    """One epoch's pseudo labels (SPEC §5.2 steps 1–3), in the order of the samples given.
+    """One epoch's pseudo labels (docs/reference.md §5.2 steps 1–3), in the order of the samples given.
 
     Attributes:
         labels: (N,) int64 cluster ids, −1 = outlier.
@@ -258,7 +258,7 @@ def pseudo_label_epoch(model: nn.Module, samples: Sequence[Sample], cfg: USLConf
                        device: str | torch.device = "cpu", *, features: torch.Tensor | None = None,
                        eps: float | None = None, batch_size: int = 256, num_workers: int = 0,
                        progress: bool = True) -> PseudoLabels:
-    """Features → Jaccard distance → DBSCAN → cluster centroids for ``samples`` (SPEC §5.2 steps 1–4).
+    """Features → Jaccard distance → DBSCAN → cluster centroids for ``samples`` (docs/reference.md §5.2 steps 1–4).
 
     Args:
         model: the current model (on ``device``); not used when ``features`` is given.
@@ -436,7 +436,7 @@ class _GlobalBatches(Sampler[list[int]]):
 
 
 def build_optimizer(model: nn.Module, cfg: USLConfig) -> torch.optim.Optimizer:
-    """SGD (momentum ``cfg.momentum``), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay`` (SPEC §5.4)."""
+    """SGD (momentum ``cfg.momentum``), Adam or AdamW with ``cfg.lr`` and ``cfg.weight_decay`` (docs/reference.md §5.4)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
@@ -511,7 +511,7 @@ def bn_only_transfer(cfg: USLConfig, target: ReIDDataset, source_checkpoint: str
 # ----------------------------------------------------------------------------------------------- evaluation
 def evaluate_usl(model: nn.Module, dataset: ReIDDataset, device: str | torch.device, *, height: int, width: int,
                  batch_size: int = 256, num_workers: int = 0, progress: bool = True) -> dict[str, float]:
-    """mAP / Rank-1/5/10 / mINP (fractions) on ``dataset.query`` vs ``dataset.gallery`` (SPEC §5.5).
+    """mAP / Rank-1/5/10 / mINP (fractions) on ``dataset.query`` vs ``dataset.gallery`` (docs/reference.md §5.5).
 
     Post-BN normalised features with the USL test transform, squared Euclidean distance, Market protocol (same id
     and camera removed), no re-ranking. The mAP is the TransReID loop (:mod:`reid_lab.retrieval.evaluation`), which may
@@ -595,7 +595,7 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
 
     Returns:
         :class:`USLResult` — the **last** epoch's model (no test-set model selection, unlike the official
-        ``model_best``; SPEC §9.21).
+        ``model_best``; docs/reference.md §9.21).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last epoch's checkpoint stays intact).
@@ -785,7 +785,7 @@ def train_usl(cfg: USLConfig, dataset: ReIDDataset, output_dir: str | os.PathLik
 
 def train_uda(cfg: UDAConfig, target: ReIDDataset, source_checkpoint: str | os.PathLike | dict,
               output_dir: str | os.PathLike, **kwargs: Any) -> USLResult:
-    """Domain adaptation: :func:`train_usl` on the unlabeled ``target`` starting from ``source_checkpoint`` (SPEC §5.7).
+    """Domain adaptation: :func:`train_usl` on the unlabeled ``target`` starting from ``source_checkpoint`` (docs/reference.md §5.7).
 
     ``source_checkpoint`` is the supervised model fine-tuned on the source dataset (our ``reid_lab.reid`` ``model.pth``
     / ``checkpoint.pth``, or an official ``transformer_120.pth``); its backbone is loaded and its BN neck and

@@ -2,14 +2,16 @@
 
 * :mod:`.figures` — camera grid, CMC curves, bar chart (notebooks 00–02) and the shared ``_figure``/``_save``;
 * :mod:`.attention` — last-block CLS attention per head, 60 %-mass masks and rollout for ViT / ViT+ICS at any
-  size and stride; a models × images grid; the attention mass on the person (SPEC §6, USERS P10);
+  size and stride; a models × images grid; the attention mass on the person (docs/reference.md §6, §12.3);
 * :mod:`.ranking` — rank lists with green / red / ignored borders, AP and INP per query, best / worst queries
-  (SPEC §4.6, USERS P11);
+  (docs/reference.md §4.6, §12.4);
 * :mod:`.curves` — training curves from ``log.jsonl`` of several runs;
 * :mod:`.embedding` — t-SNE of features coloured by identity (and camera);
 * :mod:`.cfs` — CFS score histograms and image grids (notebook 01);
 * :mod:`.dino` — multi-crop views and DINO collapse-monitor curves (notebook 02);
 * :mod:`.finetune` — supervised fine-tuning curves of several runs (notebook 03);
+* :mod:`.style` — one colour per initialisation across the course, mAP axes in % from 0 with a chance line;
+* :mod:`.diagrams` — the ICS stem against patchify, and DINO's student / teacher, drawn with matplotlib;
 * :mod:`.usl` — k-reciprocal neighbours, DBSCAN eps sweeps, USL/UDA curves and results (notebooks 04–05).
 
 The concept modules compute, :mod:`reid_lab.viz` draws. The modules of the list's end are imported by name
@@ -28,6 +30,7 @@ from .attention import (
     mass_mask,
     plot_attention_grid,
     plot_attention_heads,
+    positional_prior_mass,
     to_pixels,
     token_coverage,
 )
@@ -64,6 +67,7 @@ __all__ = [
     "per_query_metrics",
     "plot_attention_grid",
     "plot_attention_heads",
+    "positional_prior_mass",
     "plot_rank_lists",
     "rank_list",
     "rank_status",

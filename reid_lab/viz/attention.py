@@ -1,6 +1,6 @@
-"""Attention figures for ViT / ViT+ICS ReID backbones at any input size and stride (SPEC §6, §9.19, USERS P10).
+"""Attention figures for ViT / ViT+ICS ReID backbones at any input size and stride (docs/reference.md §6, §9.19, §12.3).
 
-What the official ``dino/visualize_attention.py`` does (SPEC §6), and what we keep:
+What the official ``dino/visualize_attention.py`` does (docs/reference.md §6), and what we keep:
 
 * the **last block's** self-attention, row of the CLS query, columns of the patch tokens → one map per head on the
   token grid (computed by :func:`reid_lab.models.cls_attention_map`, which recomputes the probabilities from the
@@ -16,7 +16,7 @@ Differences from the official script, on purpose:
 
 * any model of :func:`reid_lab.models.build_backbone` (ICS or not, 256×128 / 384×128 / 128×64, any stride) and
   fine-tuned :class:`reid_lab.reid.ReIDModel` checkpoints; the official script hard-codes a 224×224 plain ViT and
-  cannot load the released 256×128 or ICS models (SPEC §9.19);
+  cannot load the released 256×128 or ICS models (docs/reference.md §9.19);
 * overlapping patches (stride < 16): each pixel gets the **mean** of the tokens whose 16×16 patch covers it
   (:func:`to_pixels`); for non-overlapping patches this is exactly nearest upsampling. Pixels no patch covers
   (the right/bottom remainder when ``(W − 16) mod stride ≠ 0``) are 0 and outside the mask (transparent in the
@@ -24,7 +24,7 @@ Differences from the official script, on purpose:
 * ties in the sort are broken by token index (stable sort): the kept *mass* is the official one, and which of
   two equal patches is kept no longer depends on the sort implementation;
 * images are normalised with the statistics the model was trained with: mean = std = 0.5 for fine-tuned models,
-  ImageNet statistics for DINO pre-training (SPEC §9.9); pass ``mean``/``std``;
+  ImageNet statistics for DINO pre-training (docs/reference.md §9.9); pass ``mean``/``std``;
 * :func:`attention_maps` also gives attention rollout (Abnar & Zuidema 2020; :func:`reid_lab.models.attention_rollout`)
   and three summary numbers per head: the normalised entropy of the CLS attention, its peak (largest / mean patch
   weight) and the area of the mass mask. Uniform attention gives 1, 1 and about ``t`` of the patches.
@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .figures import _figure, _save
+from .style import ATTENTION_VMAX
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ __all__ = ["REID_MEAN", "REID_STD", "AttentionMaps", "MassInside", "attention_ma
            "mass_inside_table", "mass_mask", "plot_attention_grid", "plot_attention_heads", "to_pixels",
            "token_coverage"]
 
-REID_MEAN = (0.5, 0.5, 0.5)  # fine-tuning normalisation of every LUPerson-pretrained model (SPEC §9.9)
+REID_MEAN = (0.5, 0.5, 0.5)  # fine-tuning normalisation of every LUPerson-pretrained model (docs/reference.md §9.9)
 REID_STD = (0.5, 0.5, 0.5)
 
 
@@ -69,7 +70,7 @@ REID_STD = (0.5, 0.5, 0.5)
 # Numerics
 # ---------------------------------------------------------------------------------------------------------
 def mass_mask(attention: torch.Tensor | np.ndarray, threshold: float = 0.6) -> torch.Tensor:
-    """The patches that hold a fraction ``threshold`` of the attention mass, per row (SPEC §6, official numerics).
+    """The patches that hold a fraction ``threshold`` of the attention mass, per row (docs/reference.md §6, official numerics).
 
     Args:
         attention: non-negative weights (..., N), e.g. (heads, N) CLS→patch attention; each row is normalised to
@@ -229,8 +230,8 @@ def attention_maps(model: nn.Module, images: Any, *, device: str | torch.device 
         images: paths, PIL images or an (N, H, W, 3) uint8 array.
         device: where to run.
         size: (height, width) the images are resized to; default the model's construction size.
-        mean, std: input normalisation the model was trained with (0.5 fine-tuned, ImageNet for DINO, SPEC §9.9).
-        threshold: mass fraction of the masks (SPEC §6).
+        mean, std: input normalisation the model was trained with (0.5 fine-tuned, ImageNet for DINO, docs/reference.md §9.9).
+        threshold: mass fraction of the masks (docs/reference.md §6).
         rollout: also compute attention rollout.
         blocks: also compute ``block_entropy`` (how uniform every block's attention is).
     """
@@ -361,6 +362,20 @@ def attention_mass_inside(maps: AttentionMaps, masks: np.ndarray) -> MassInside:
     return MassInside(mass=head_mass.mean(1), head_mass=head_mass, area=area, rollout_mass=roll)
 
 
+def positional_prior_mass(maps: AttentionMaps, masks: np.ndarray) -> np.ndarray:
+    """(B,) attention mass on the person of the model's **positional prior**: for image i, the mean over heads and
+    over all *other* images of the model's patch attention (leave-one-out), which keeps where the model looks on
+    average and forgets what is in image i. Attention that follows the person beats this prior on the same images;
+    attention that only prefers the centre of the frame, where synthetic people stand, does not."""
+    if len(maps.heads) < 2:
+        raise ValueError("the positional prior needs attention maps of at least 2 images")
+    cover = token_coverage(masks, maps.images.shape[1:3], maps.patch_size, maps.stride)
+    heads = maps.heads / maps.heads.sum(axis=(2, 3), keepdims=True)
+    per_image = heads.mean(1)                                   # (B, gh, gw), each sums to 1
+    prior = (per_image.sum(0, keepdims=True) - per_image) / (len(per_image) - 1)
+    return (prior * cover).sum(axis=(1, 2))
+
+
 def mass_inside_table(results: Mapping[str, MassInside]) -> str:
     """Text table of :class:`MassInside` results: per model the attention mass on the person (mean ± sd over
     images, %), the person's area (the uniform baseline, %), mass / area, the least and most person-focused head
@@ -382,18 +397,27 @@ def mass_inside_table(results: Mapping[str, MassInside]) -> str:
 # ---------------------------------------------------------------------------------------------------------
 def _overlay(ax, image: np.ndarray, heat: np.ndarray | None, mask: np.ndarray | None, *, alpha: float = 0.55,
              person: np.ndarray | None = None) -> None:
-    """The image, a heat map scaled to its own maximum on top, the mask's outline in cyan (the person's, if
-    given, dashed in lime)."""
+    """The image, the heat map as weight ÷ its mean (1 = uniform attention) on the one scale 0 … ``ATTENTION_VMAX``
+    of every attention figure, the mask's outline in cyan (the person's, if given, dashed in lime)."""
     ax.imshow(image)
-    if heat is not None:  # min-max per panel: the colours show where attention is relatively high, not how much
-        low, high = float(np.nanmin(heat)), float(np.nanmax(heat))
-        ax.imshow((heat - low) / (high - low) if high > low else np.zeros_like(heat), cmap="inferno", alpha=alpha,
-                  vmin=0, vmax=1)
+    if heat is not None:  # one scale for all panels: a near-uniform map stays dark, whatever its small variations
+        mean = float(np.nanmean(heat))
+        ax.imshow(heat / mean if mean > 0 else np.zeros_like(heat), cmap="inferno", alpha=alpha, vmin=0,
+                  vmax=ATTENTION_VMAX)
     if mask is not None and mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors="cyan", linewidths=1.0)
     if person is not None and person.max() > 0.5 > person.min():
         ax.contour(person.astype(float), levels=[0.5], colors="lime", linewidths=0.9, linestyles="dashed")
     ax.set_xticks([]), ax.set_yticks([])
+
+
+def _scale_bar(fig, axes) -> None:
+    """The shared colour scale of :func:`_overlay`, once per figure."""
+    import matplotlib
+
+    mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, ATTENTION_VMAX), "inferno")
+    fig.colorbar(mappable, ax=list(np.ravel(axes)), fraction=0.025, pad=0.01,
+                 label="attention ÷ uniform (1 = uniform)")
 
 
 def _index(maps: AttentionMaps, index: int) -> int:
@@ -435,6 +459,7 @@ def plot_attention_heads(maps: AttentionMaps, index: int = 0, *, title: str | No
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    _scale_bar(fig, axes)
     return _save(fig, save)
 
 
@@ -444,7 +469,7 @@ def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[s
     """The same images seen by several models: one row per model, one column per image.
 
     Each panel overlays the model's head-averaged last-block CLS attention (``method="mean"``) or its attention
-    rollout (``"rollout"``) on the image, colours scaled min-to-max per panel, with the outline of the mask holding
+    rollout (``"rollout"``) on the image, on one colour scale (weight ÷ uniform), with the outline of the mask holding
     ``threshold`` of the mass (mean-over-heads map; for rollout the rollout's own mask). Below each panel: the
     mask's share of the patches (``threshold`` itself for uniform attention) and the peak (largest / mean patch
     weight, 1 for uniform attention). ``labels`` names the columns. With ``person_masks`` (B, H, W) the person's
@@ -491,4 +516,5 @@ def plot_attention_grid(rows: Mapping[str, AttentionMaps], *, labels: Sequence[s
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    _scale_bar(fig, axes)
     return _save(fig, save)

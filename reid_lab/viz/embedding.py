@@ -29,9 +29,19 @@ def _colors(labels: np.ndarray, cmap_name: str):
     return uniq, cmap(pos)
 
 
+def _highlighted(labels: np.ndarray, highlight: int | None, seed: int) -> np.ndarray:
+    """``labels`` with all but ``highlight`` randomly chosen values replaced by the string "other" (drawn grey)."""
+    uniq = np.unique(labels)
+    if highlight is None or len(uniq) <= highlight:
+        return labels
+    keep = np.random.default_rng(seed).choice(uniq, size=highlight, replace=False)
+    return np.where(np.isin(labels, keep), labels.astype(object), "other")
+
+
 def tsne(features: Any, labels: Any, *, second: Any | None = None, label_name: str = "identity",
          second_name: str = "camera", max_points: int = 2000, perplexity: float = 30.0, seed: int = 0,
-         threads: int | None = 1, title: str | None = None, save: str | os.PathLike | None = None):
+         threads: int | None = 1, highlight: int | None = 10, title: str | None = None,
+         save: str | os.PathLike | None = None):
     """2-D t-SNE of ``features`` (N, D), points coloured by ``labels`` (N,) and, with ``second`` (N,), a second
     panel of the same map coloured by it.
 
@@ -42,6 +52,9 @@ def tsne(features: Any, labels: Any, *, second: Any | None = None, label_name: s
     ``threads`` caps the OpenMP threads of scikit-learn's Barnes-Hut gradient (``None``: its default, all cores).
     The default 1 is deliberate: on a busy 2-core machine OpenMP spin-waiting made 600 points take 25 s of CPU
     instead of 2.3 s with one thread (measured); for a few thousand points one thread takes seconds anyway.
+
+    ``highlight``: with more label values than this, only that many (chosen at random with ``seed``) get a colour
+    and a legend entry; the others are drawn light grey (dozens of hues cannot be told apart). ``None``: all.
     """
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -70,14 +83,24 @@ def tsne(features: Any, labels: Any, *, second: Any | None = None, label_name: s
                    random_state=seed).fit_transform(x[idx])
     panels = [(labels[idx], label_name)] + ([(second[idx], second_name)] if second is not None else [])
     fig, axes = _figure(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    grey = (0.82, 0.82, 0.82, 1.0)
     for ax, (lab, name) in zip(axes[0], panels):
-        uniq, colors = _colors(lab, "hsv")
-        ax.scatter(emb[:, 0], emb[:, 1], c=colors, s=9, linewidths=0)
-        ax.set_title(f"coloured by {name} ({len(uniq)} values)", fontsize=9)
+        total = len(np.unique(lab))
+        shown = _highlighted(lab, highlight, seed)
+        keep = np.asarray(shown != "other", dtype=bool) if shown.dtype == object else np.ones(len(lab), bool)
+        colors = np.tile(grey, (len(lab), 1))
+        if keep.any():
+            colors[keep] = _colors(lab[keep], "hsv")[1]
+        ax.scatter(emb[:, 0], emb[:, 1], c=colors, s=np.where(keep, 11, 7), linewidths=0)  # one collection
+        kept = np.unique(lab[keep])
+        count = f"{len(kept)} of {total} values coloured" if not keep.all() else f"{total} values"
+        ax.set_title(f"coloured by {name} ({count})", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
-        if len(uniq) <= 10:
-            for u in uniq:
-                ax.scatter([], [], color=colors[np.flatnonzero(lab == u)[0]], s=12, label=str(u))
+        if len(kept) <= 10:
+            for u in kept:
+                ax.scatter([], [], color=colors[np.flatnonzero(keep & (lab == u))[0]], s=12, label=str(u))
+            if not keep.all():
+                ax.scatter([], [], color=grey, s=12, label="others (grey)")
             ax.legend(fontsize=7, title=name, title_fontsize=7, markerscale=1.2, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)

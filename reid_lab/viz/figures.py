@@ -35,17 +35,21 @@ def _save(fig, save: str | os.PathLike | None, dpi: int = 110):
     return fig
 
 
-def camera_grid(samples: Sequence, *, per_camera: int = 8, title: str | None = None, seed: int = 0,
-                save: str | os.PathLike | None = None):
-    """One row per camera with ``per_camera`` random images of that camera (``samples``: ``(path, pid, camid)``)."""
+def camera_grid(samples: Sequence, *, per_camera: int = 8, max_cameras: int | None = 6, title: str | None = None,
+                seed: int = 0, save: str | os.PathLike | None = None):
+    """One row per camera with ``per_camera`` random images of that camera (``samples``: ``(path, pid, camid)``);
+    at most ``max_cameras`` rows (the first cameras; the title says how many of how many) so a 15-camera world
+    stays a slide, not a scroll."""
     from PIL import Image
 
     by_camera: dict[int, list] = defaultdict(list)
     for sample in samples:
         by_camera[int(sample[2])].append(sample)
-    cameras = sorted(by_camera)
+    every = sorted(by_camera)
+    cameras = every[:max_cameras] if max_cameras else every
     rng = np.random.default_rng(seed)
-    fig, axes = _figure(len(cameras), per_camera, figsize=(per_camera * 0.9, len(cameras) * 1.75), squeeze=False)
+    fig, axes = _figure(len(cameras), per_camera, figsize=(per_camera * 0.9, len(cameras) * 1.75 + 0.4),
+                        squeeze=False, layout="constrained")
     for row, cam in enumerate(cameras):
         picks = rng.choice(len(by_camera[cam]), size=min(per_camera, len(by_camera[cam])), replace=False)
         for col in range(per_camera):
@@ -58,9 +62,9 @@ def camera_grid(samples: Sequence, *, per_camera: int = 8, title: str | None = N
             else:
                 ax.axis("off")
         axes[row, 0].set_ylabel(f"cam {cam}", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    if title or len(cameras) < len(every):
+        shown = f" ({len(cameras)} of {len(every)} cameras)" if len(cameras) < len(every) else ""
+        fig.suptitle(f"{title or ''}{shown}", fontsize=10)
     return _save(fig, save)
 
 
@@ -78,15 +82,24 @@ def cmc_curves(curves: Mapping[str, np.ndarray], *, max_rank: int = 20, title: s
 
 
 def bar_chart(values: Mapping[str, float], *, ylabel: str = "", title: str = "", reference: float | None = None,
-              reference_label: str = "", save: str | os.PathLike | None = None):
-    """A labelled bar chart, with an optional horizontal reference line (e.g. what chance predicts)."""
-    fig, ax = _figure(figsize=(5, 3.2))
+              reference_label: str = "", errors: Mapping[str, float] | None = None,
+              save: str | os.PathLike | None = None):
+    """A labelled bar chart from 0, each bar in its initialisation's colour (:mod:`reid_lab.viz.style`), with
+    optional error bars (``errors``, same keys) and a horizontal reference line (e.g. what chance predicts)."""
+    from .style import CHANCE_STYLE, init_color
+
+    fig, ax = _figure(figsize=(max(5.0, 0.9 * len(values) + 1.5), 3.4))
     names = list(values)
-    ax.bar(names, [values[n] for n in names], color="#4c72b0")
+    yerr = [errors.get(n, 0.0) for n in names] if errors else None
+    ax.bar(names, [values[n] for n in names], yerr=yerr, capsize=3,
+           color=[init_color(n, "#4c72b0") for n in names])
     if reference is not None:
-        ax.axhline(reference, color="#c44e52", linestyle="--", label=reference_label)
+        ax.axhline(reference, label=reference_label, **CHANCE_STYLE)
         ax.legend(fontsize=8)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel(ylabel), ax.set_title(title)
     ax.tick_params(axis="x", labelrotation=20)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
     fig.tight_layout()
     return _save(fig, save)

@@ -1,5 +1,5 @@
 """Rank lists: a query and its nearest gallery images, coloured by what the Market protocol makes of them
-(SPEC §4.6, §7.3; USERS P11).
+(docs/reference.md §4.6, §7.3, §12.4).
 
 Every gallery entry of a query's ranking gets one status (:func:`rank_status`):
 

@@ -1,12 +1,12 @@
-"""Figures for unsupervised and domain-adaptive ReID (notebooks 04 and 05; SPEC §5).
+"""Figures for unsupervised and domain-adaptive ReID (notebooks 04 and 05; docs/reference.md §5).
 
 Every ``plot_*`` function returns a matplotlib ``Figure`` and saves a PNG when ``save`` is given
 (:func:`reid_lab.viz.figures._figure` / :func:`reid_lab.viz.figures._save`).
 
 * :func:`plot_kreciprocal` — a handful of points: k-nearest neighbours, which of them are *reciprocal*, and the
-  Jaccard distance matrix of SPEC §5.2 step 2;
+  Jaccard distance matrix of docs/reference.md §5.2 step 2;
 * :func:`plot_eps_sweep` — DBSCAN ``eps`` against clusters, outliers and pseudo-label quality, the rows of
-  :func:`reid_lab.retrieval.clustering.eps_sweep` (USERS P18: "how do I pick eps?");
+  :func:`reid_lab.retrieval.clustering.eps_sweep` ("how do I pick eps?", docs/reference.md §12.7);
 * :func:`plot_usl_history` — clusters, outliers, mAP and (display-only) ARI/NMI per epoch of one or several runs;
 * :func:`plot_tsne` — a t-SNE of features (:func:`reid_lab.viz.tsne`), coloured by pseudo-label and by true identity;
 * :func:`plot_uda_results` — grouped bars: source-domain, direct-transfer and adapted mAP per setting.
@@ -146,9 +146,11 @@ def _as_runs(histories: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapp
 
 
 def plot_usl_history(histories: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]], *,
-                     initial: Mapping[str, Any] | None = None, num_ids: int | None = None, title: str = "",
-                     save: str | os.PathLike | None = None):
-    """Clusters, outlier fraction, test mAP and ARI/NMI per epoch.
+                     initial: Mapping[str, Any] | None = None, num_ids: int | None = None,
+                     chance: float | None = None, title: str = "", save: str | os.PathLike | None = None):
+    """Clusters, outlier fraction, test mAP and ARI/NMI/purity per epoch; the mAP axis starts at 0 and, with
+    ``chance`` (a fraction, e.g. :func:`reid_lab.retrieval.evaluation.chance_map`), shows the chance line, so a gain
+    of one point near chance looks like one.
 
     Args:
         histories: one run's per-epoch records (``USLResult.history``) or ``{label: records}`` for several runs.
@@ -187,12 +189,24 @@ def plot_usl_history(histories: Sequence[Mapping[str, Any]] | Mapping[str, Seque
     for ax, name in zip(axes, names):
         ax.set_xlabel("epoch"), ax.set_ylabel(name), ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_ylim(0, 100)
+    from .style import percent_axis
+
+    maps = [100 * r["mAP"] for hist in runs.values() for r in hist if r.get("mAP") is not None]
+    maps += [100 * v["mAP"] for v in (initial or {}).values() if v and v.get("mAP") is not None]
+    percent_axis(axes[2], maps, chance_percent=None if chance is None else 100 * chance,
+                 label="test mAP (%) (epoch 0 = start)")
+    if chance is not None:
+        axes[2].legend(fontsize=8)
     axes[3].set_ylim(-0.05, 1.05), axes[3].legend(fontsize=8)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = 0
+    if handles:  # the runs' names are sentences: one legend under the panels, never over the curves
+        rows = -(-len(handles) // 2)
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     return _save(fig, save)
 
 

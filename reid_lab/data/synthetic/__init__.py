@@ -1,4 +1,4 @@
-"""Deterministic synthetic person-ReID worlds in the real on-disk formats (SPEC §7.1, §7.2, §2.8).
+"""Deterministic synthetic person-ReID worlds in the real on-disk formats (docs/reference.md §7.1, §7.2, §2.8).
 
 Nothing real can be downloaded in the tiny/smoke profiles, so a seeded generator draws person-like crops and
 writes them exactly as Market-1501, MSMT17 and LUPerson are laid out; the project's real loaders read them.

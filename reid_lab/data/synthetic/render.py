@@ -9,7 +9,7 @@ scale/crop, illumination, colour cast, blur, occlusion, noise, JPEG quality).
 
 Cameras keep only a *tendency* (a mean cast/brightness/blur and a favourite subset of a domain's shared,
 blurred, low-contrast scenes) — each image draws its own values around it — so that "which camera" is a weak
-cue, unlike the first synthetic world described in ../shared/FINDINGS.md. Domains (:data:`DOMAINS`) differ in
+cue, unlike the first synthetic world of docs/reference.md §11.2. Domains (:data:`DOMAINS`) differ in
 clothing palette statistics, scenes, lighting and typical scale.
 
 Everything is a pure function of its arguments: the same :class:`ImageSpec` gives the same pixels in any

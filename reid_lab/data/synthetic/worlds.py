@@ -1,4 +1,4 @@
-"""The three synthetic worlds, written in the real datasets' on-disk formats (SPEC §7.1, §7.2, §2.8).
+"""The three synthetic worlds, written in the real datasets' on-disk formats (docs/reference.md §7.1, §7.2, §2.8).
 
 * SynthMarket → ``<root>/market1501/{bounding_box_train,bounding_box_test,query}/PPPP_cCsS_FFFFFF_NN.jpg``
 * SynthMSMT  → ``<root>/MSMT17/{train,test}/<pid>/…jpg`` + ``list_{train,val,query,gallery}.txt`` (V1 layout),
@@ -49,7 +49,7 @@ __all__ = [
 GENERATOR_VERSION = "1.0"
 WORLD_FILE = "world.json"
 _MARKER = ".reid_lab_synthetic"  # written first: this folder is ours and may be deleted on regeneration
-MARKET_MAX_PID = 1501  # SPEC §7.1: loaders assert 0 <= pid <= 1501
+MARKET_MAX_PID = 1501  # docs/reference.md §7.1: loaders assert 0 <= pid <= 1501
 MSMT_DATES = ("0113", "0114", "0302", "0303")
 _CHUNK = 48
 _MIN_PARALLEL = 400  # below this many images, worker start-up costs more than it saves
@@ -93,7 +93,7 @@ def _person_passes(rng: np.random.Generator, n_cameras: int, images_per_id: int,
 
 
 # --------------------------------------------------------------------------------------------------------------
-# SynthMarket (SPEC §7.1)
+# SynthMarket (docs/reference.md §7.1)
 # --------------------------------------------------------------------------------------------------------------
 def plan_market(cfg: Any) -> tuple[list[ImageSpec], dict[str, int]]:
     """File names and image specs of SynthMarket; relative paths start with the split folder."""
@@ -101,7 +101,7 @@ def plan_market(cfg: Any) -> tuple[list[ImageSpec], dict[str, int]]:
     n_cam = cfg.market_cameras
     if not 2 <= n_cam <= 6:
         raise ValueError(f"market_cameras={n_cam}: Market-1501 file names hold one camera digit and loaders "
-                         f"accept cameras 1..6 (SPEC §7.1); expected 2..6")
+                         f"accept cameras 1..6 (docs/reference.md §7.1); expected 2..6")
     total = cfg.market_train_ids + cfg.market_test_ids
     if total > MARKET_MAX_PID:
         raise ValueError(f"market_train_ids + market_test_ids = {total}: Market pids must fit in 1..{MARKET_MAX_PID}")
@@ -164,7 +164,7 @@ def plan_market(cfg: Any) -> tuple[list[ImageSpec], dict[str, int]]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# SynthMSMT (SPEC §7.2)
+# SynthMSMT (docs/reference.md §7.2)
 # --------------------------------------------------------------------------------------------------------------
 def _msmt_folders(version: str) -> tuple[str, str]:
     if version == "v1":
@@ -217,7 +217,7 @@ def plan_msmt(cfg: Any, version: str = "v1") -> tuple[list[ImageSpec], dict[str,
         for rel, which in add_identity("train", pid):
             lists[which].append(f"{rel} {pid}")
     # list_val: one image each of the first ids (about 7% of the training images). A contiguous block of pids
-    # keeps each list's pid set 0..K-1, which MSMT17 loaders assert per list file (SPEC §7.2).
+    # keeps each list's pid set 0..K-1, which MSMT17 loaders assert per list file (docs/reference.md §7.2).
     n_val = min(cfg.msmt_train_ids, max(1, int(round(0.07 * len(lists["train"])))))
     by_pid: dict[int, list[int]] = {}
     for i, line in enumerate(lists["train"]):
@@ -241,7 +241,7 @@ def plan_msmt(cfg: Any, version: str = "v1") -> tuple[list[ImageSpec], dict[str,
 
 
 # --------------------------------------------------------------------------------------------------------------
-# SynthLUP (SPEC §2.8)
+# SynthLUP (docs/reference.md §2.8)
 # --------------------------------------------------------------------------------------------------------------
 def plan_pool(cfg: Any) -> tuple[list[ImageSpec], list[tuple[str, str, int]], dict[str, int]]:
     """Image specs, membership rows ``(filename, kind, identity)`` sorted by file name, and counts of SynthLUP.
@@ -412,7 +412,7 @@ def _world_specs(folder: Path) -> tuple[dict[str, ImageSpec], int, int, int]:
 
 
 def person_masks(paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """The visible person's pixel coverage (N, H, W) float32 in [0, 1] of generated world images (SPEC §7).
+    """The visible person's pixel coverage (N, H, W) float32 in [0, 1] of generated world images (docs/reference.md §7).
 
     Nothing is stored: each world is re-planned from its ``world.json`` and each mask re-drawn from the image's
     spec (:func:`~reid_lab.data.synthetic.render.person_mask`), so the masks match the files exactly and the
