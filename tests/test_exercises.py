@@ -19,7 +19,7 @@ from reid_lab.data import ReIDDataset, Sample
 from reid_lab.tutorial import exercises, zoo
 from reid_lab.tutorial.notebook import NOTEBOOK_DIR
 
-from fixtures_data import toy_reid_world
+from fixtures_data import toy_reid_image, toy_reid_world
 
 IDS = 8
 
@@ -101,7 +101,7 @@ def test_02_recipe_and_seed_are_recorded_and_a_changed_run_trains_afresh(tmp_pat
     folder = tmp_path / "LUP" / "images"
     folder.mkdir(parents=True)
     for i in range(16):
-        _image(i % IDS, i).save(folder / f"{i:03d}.png")
+        toy_reid_image(i % IDS, i, stripes=False).save(folder / f"{i:03d}.png")
     _, configs = exercises.dino_configs("smoke", seed=5, recipe=dict(teacher_temp=0.05, warmup_teacher_temp=0.05,
                                                                       out_dim=128))
     cfg, out = configs["patchify"], tmp_path / "dino_vit_tiny"

@@ -26,7 +26,7 @@ from reid_lab.usl import (
     frozen_running_stats, pseudo_label_epoch, train_uda, train_usl,
 )
 from reid_lab.usl.train import _GlobalBatches
-from test_supervised import _image  # the toy identity images (colours + stripes)
+from fixtures_data import toy_reid_image as _image  # the toy identity images (colours + stripes)
 
 IDS, PER_ID = 10, 8
 
