@@ -134,7 +134,7 @@ def test_plot_usl_history_several_runs(tmp_path):
                                      initial={"ViT": {"mAP": 0.0}, "ICS": {"mAP": 0.1}})
     maps = fig.axes[2]
     assert [list(ln.get_xdata()) for ln in maps.lines] == [[0, 1], [0, 1, 2]]
-    assert {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == {"ViT", "ICS"}
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"ViT", "ICS"}  # one legend under the panels
     with pytest.raises(ValueError, match="empty"):
         viz_usl.plot_usl_history({"a": []})
 
