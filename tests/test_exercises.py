@@ -8,14 +8,12 @@ import json
 import logging
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from reid_lab import engine
 from reid_lab.config import resolve, to_dict
-from reid_lab.data import ReIDDataset, Sample
+from reid_lab.data import ReIDDataset
 from reid_lab.tutorial import exercises, zoo
 from reid_lab.tutorial.notebook import NOTEBOOK_DIR
 

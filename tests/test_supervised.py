@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from PIL import Image
 
 from reid_lab import engine
 from reid_lab.config import resolve
